@@ -1,0 +1,252 @@
+"""The money: invoices and their lines, payments and their allocations, number sequences."""
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from hub.models import (
+    Client,
+    Company,
+    Deal,
+    Product,
+    TimeStamped,
+    VatMode,
+    currency_validator,
+    money_field,
+    quantity_field,
+    rate_field,
+)
+
+
+class InvoiceStatus(models.TextChoices):
+    DRAFT = "draft", _("Draft")
+    ISSUED = "issued", _("Issued")
+    SENT = "sent", _("Sent")
+    PARTIALLY_PAID = "partially_paid", _("Partially paid")
+    PAID = "paid", _("Paid")
+    VOID = "void", _("Void")
+
+
+OPEN_INVOICE_STATUSES = (InvoiceStatus.ISSUED, InvoiceStatus.SENT, InvoiceStatus.PARTIALLY_PAID)
+
+
+class InvoiceKind(models.TextChoices):
+    INVOICE = "invoice", _("Invoice")
+    CREDIT_NOTE = "credit_note", _("Credit note")
+
+
+class NumberSequence(models.Model):
+    """Gapless numbers per own company, prefix and year; the row is locked while a number is taken."""
+
+    company = models.ForeignKey(Company, on_delete=models.PROTECT, related_name="number_sequences")
+    prefix = models.CharField(_("prefix"), max_length=20, blank=True)
+    year = models.PositiveSmallIntegerField(_("year"))
+    last_number = models.PositiveIntegerField(_("last number"), default=0)
+
+    class Meta:
+        verbose_name = _("number sequence")
+        verbose_name_plural = _("number sequences")
+        constraints = [models.UniqueConstraint(fields=["company", "prefix", "year"], name="sequence_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.company} {self.prefix}{self.year}: {self.last_number}"
+
+
+class Invoice(TimeStamped):
+    kind = models.CharField(_("kind"), max_length=12, choices=InvoiceKind, default=InvoiceKind.INVOICE)
+    company = models.ForeignKey(Company, verbose_name=_("own company"), on_delete=models.PROTECT, related_name="invoices")
+    client = models.ForeignKey(Client, verbose_name=_("client"), on_delete=models.PROTECT, related_name="invoices")
+    deal = models.ForeignKey(
+        Deal, verbose_name=_("deal"), on_delete=models.PROTECT, null=True, blank=True, related_name="invoices"
+    )
+    credit_note_for = models.ForeignKey(
+        "self", verbose_name=_("credit note for"), on_delete=models.PROTECT, null=True, blank=True,
+        related_name="credit_notes",
+    )
+    # A draft has no number: numbers are assigned at issue, gapless.
+    number = models.CharField(_("number"), max_length=40, null=True, blank=True)
+    sequence_year = models.PositiveSmallIntegerField(null=True, blank=True, editable=False)
+    sequence_number = models.PositiveIntegerField(null=True, blank=True, editable=False)
+    status = models.CharField(_("status"), max_length=16, choices=InvoiceStatus, default=InvoiceStatus.DRAFT)
+    currency = models.CharField(_("currency"), max_length=3, default="RUB", validators=[currency_validator])
+    vat_mode = models.CharField(_("VAT mode"), max_length=16, choices=VatMode, default=VatMode.ON_TOP)
+    issue_date = models.DateField(_("issue date"), null=True, blank=True)
+    due_date = models.DateField(_("due date"), null=True, blank=True)
+    purpose = models.CharField(_("payment purpose"), max_length=210, blank=True)
+    amount_net = money_field(verbose_name=_("amount without VAT"))
+    vat_amount = money_field(verbose_name=_("VAT"))
+    amount_total = money_field(verbose_name=_("total"))
+    cost_total = money_field(verbose_name=_("cost of goods"))
+    amount_paid = money_field(verbose_name=_("paid"))
+    issued_at = models.DateTimeField(_("issued at"), null=True, blank=True)
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+    paid_at = models.DateTimeField(_("paid at"), null=True, blank=True)
+    voided_at = models.DateTimeField(_("voided at"), null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("created by"), on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+",
+    )
+
+    class Meta:
+        verbose_name = _("invoice")
+        verbose_name_plural = _("invoices")
+        constraints = [
+            models.UniqueConstraint(fields=["company", "number"], condition=Q(number__isnull=False), name="invoice_unique_number"),
+            models.CheckConstraint(
+                condition=Q(status="draft", number__isnull=True) | (~Q(status="draft") & Q(number__isnull=False)),
+                name="invoice_number_iff_issued",
+            ),
+            models.CheckConstraint(condition=Q(currency__regex=r"^[A-Z]{3}$"), name="invoice_currency_iso"),
+            models.CheckConstraint(condition=Q(amount_paid__gte=0), name="invoice_paid_non_negative"),
+            models.CheckConstraint(condition=Q(amount_paid__lte=models.F("amount_total")), name="invoice_not_overpaid"),
+            models.CheckConstraint(
+                condition=Q(amount_total=models.F("amount_net") + models.F("vat_amount")), name="invoice_total_is_net_plus_vat"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["client", "status"], name="invoice_client_status_idx"),
+            models.Index(fields=["status", "due_date"], name="invoice_status_due_idx"),
+            models.Index(fields=["issue_date"], name="invoice_issue_date_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.number or f"draft #{self.pk}"
+
+    @property
+    def amount_due(self) -> Decimal:
+        return self.amount_total - self.amount_paid
+
+    @property
+    def is_overdue(self) -> bool:
+        from django.utils import timezone
+
+        return (
+            self.status in OPEN_INVOICE_STATUSES
+            and self.due_date is not None
+            and self.due_date < timezone.localdate()
+        )
+
+
+class InvoiceLine(models.Model):
+    invoice = models.ForeignKey(Invoice, verbose_name=_("invoice"), on_delete=models.CASCADE, related_name="lines")
+    position = models.PositiveIntegerField(_("position"), default=0)
+    product = models.ForeignKey(
+        Product, verbose_name=_("product"), on_delete=models.PROTECT, null=True, blank=True, related_name="invoice_lines"
+    )
+    description = models.CharField(_("description"), max_length=500)
+    unit = models.CharField(_("unit"), max_length=20, default="шт")
+    quantity = quantity_field(verbose_name=_("quantity"))
+    unit_price = money_field(verbose_name=_("unit price"))
+    discount_pct = rate_field(verbose_name=_("discount, %"))
+    vat_rate = rate_field(verbose_name=_("VAT rate, %"))
+    unit_cost = money_field(verbose_name=_("unit cost (snapshot)"))
+    amount_net = money_field(verbose_name=_("amount without VAT"))
+    vat_amount = money_field(verbose_name=_("VAT"))
+    amount_total = money_field(verbose_name=_("total"))
+    cost_total = money_field(verbose_name=_("cost"))
+
+    class Meta:
+        ordering = ["invoice", "position", "id"]
+        verbose_name = _("invoice line")
+        verbose_name_plural = _("invoice lines")
+        constraints = [
+            models.CheckConstraint(condition=Q(quantity__gt=0), name="invoiceline_quantity_positive"),
+            models.CheckConstraint(condition=Q(unit_price__gte=0), name="invoiceline_price_non_negative"),
+            models.CheckConstraint(condition=Q(discount_pct__gte=0) & Q(discount_pct__lte=100), name="invoiceline_discount_range"),
+            models.CheckConstraint(condition=Q(vat_rate__gte=0) & Q(vat_rate__lt=100), name="invoiceline_vat_range"),
+        ]
+
+    def __str__(self) -> str:
+        return self.description
+
+
+class PaymentSource(models.TextChoices):
+    MANUAL = "manual", _("Manual entry")
+    BANK = "bank", _("Bank statement")
+    API = "api", _("API")
+    SYNC = "sync", _("Accounting sync")
+    YOOKASSA = "yookassa", "YooKassa"
+    STRIPE = "stripe", "Stripe"
+
+
+class PaymentStatus(models.TextChoices):
+    UNALLOCATED = "unallocated", _("Not allocated")
+    PARTIALLY_ALLOCATED = "partially_allocated", _("Partially allocated")
+    ALLOCATED = "allocated", _("Allocated")
+
+
+class Payment(TimeStamped):
+    company = models.ForeignKey(Company, verbose_name=_("own company"), on_delete=models.PROTECT, related_name="payments")
+    client = models.ForeignKey(
+        Client, verbose_name=_("client"), on_delete=models.PROTECT, null=True, blank=True, related_name="payments"
+    )
+    source = models.CharField(_("source"), max_length=12, choices=PaymentSource, default=PaymentSource.MANUAL)
+    external_id = models.CharField(
+        _("external id"), max_length=255, blank=True,
+        help_text=_("Natural key in the source (bank document, gateway payment id): a second copy is refused."),
+    )
+    amount = money_field(verbose_name=_("amount"))
+    currency = models.CharField(_("currency"), max_length=3, default="RUB", validators=[currency_validator])
+    received_at = models.DateTimeField(_("received at"), db_index=True)
+    payer_name = models.CharField(_("payer"), max_length=255, blank=True)
+    payer_inn = models.CharField(_("payer INN"), max_length=12, blank=True)
+    purpose = models.TextField(_("payment purpose"), blank=True)
+    amount_allocated = money_field(verbose_name=_("allocated"))
+    status = models.CharField(_("status"), max_length=20, choices=PaymentStatus, default=PaymentStatus.UNALLOCATED)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("created by"), on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+",
+    )
+
+    class Meta:
+        verbose_name = _("payment")
+        verbose_name_plural = _("payments")
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="payment_amount_positive"),
+            models.CheckConstraint(condition=Q(currency__regex=r"^[A-Z]{3}$"), name="payment_currency_iso"),
+            models.CheckConstraint(
+                condition=Q(amount_allocated__gte=0) & Q(amount_allocated__lte=models.F("amount")),
+                name="payment_allocation_within_amount",
+            ),
+            models.UniqueConstraint(
+                fields=["source", "external_id"], condition=~Q(external_id=""), name="payment_unique_external_id"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["client", "-received_at"], name="payment_client_idx"),
+            models.Index(fields=["status", "-received_at"], name="payment_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.amount} {self.currency} {self.received_at:%Y-%m-%d}"
+
+    @property
+    def amount_unallocated(self) -> Decimal:
+        return self.amount - self.amount_allocated
+
+
+class PaymentAllocation(models.Model):
+    """A part of a payment applied to one invoice: one payment may cover several invoices, and back."""
+
+    payment = models.ForeignKey(Payment, verbose_name=_("payment"), on_delete=models.CASCADE, related_name="allocations")
+    invoice = models.ForeignKey(Invoice, verbose_name=_("invoice"), on_delete=models.PROTECT, related_name="allocations")
+    amount = money_field(verbose_name=_("amount"))
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, verbose_name=_("created by"), on_delete=models.SET_NULL, null=True, blank=True,
+        related_name="+",
+    )
+
+    class Meta:
+        verbose_name = _("payment allocation")
+        verbose_name_plural = _("payment allocations")
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="allocation_amount_positive"),
+            models.UniqueConstraint(fields=["payment", "invoice"], name="allocation_unique_pair"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.amount} → {self.invoice}"

@@ -1,0 +1,1 @@
+"""Models arrive with their issues; the app is registered so migrations stay linear."""
