@@ -28,3 +28,12 @@ format: $(STAMP)
 
 clean:
 	rm -rf $(VENV) var
+
+# Installs, migrates, seeds the demo on first run, prints admin credentials once, and serves
+# web + Celery worker + beat in the foreground (Ctrl-C stops all). See scripts/run.sh.
+run: $(STAMP)
+	bash scripts/run.sh
+
+# PostgreSQL, 100,000 clients, 2 gunicorn workers, wrk on loopback. See scripts/bench_api.sh.
+bench-api: $(STAMP)
+	bash scripts/bench_api.sh
