@@ -8,7 +8,9 @@ from hub.models import Channel, TimeStamped, currency_validator, money_field
 
 
 class MarketingSpend(TimeStamped):
-    channel = models.ForeignKey(Channel, verbose_name=_("channel"), on_delete=models.PROTECT, related_name="spend")
+    channel = models.ForeignKey(
+        Channel, verbose_name=_("channel"), on_delete=models.PROTECT, related_name="spend"
+    )
     month = models.DateField(_("month"), help_text=_("The first day of the month."))
     amount = money_field(verbose_name=_("amount"))
     currency = models.CharField(_("currency"), max_length=3, default="RUB", validators=[currency_validator])

@@ -31,7 +31,9 @@ def apikey_create(*, name: str, scope: str = ApiScope.READ, user=None) -> tuple[
     prefix = secrets.token_hex(4)
     raw = f"{KEY_PREFIX}{prefix}_{secrets.token_urlsafe(32)}"
     with transaction.atomic():
-        key = ApiKey.objects.create(name=name.strip(), prefix=prefix, digest=_digest(raw), scope=scope, user=user)
+        key = ApiKey.objects.create(
+            name=name.strip(), prefix=prefix, digest=_digest(raw), scope=scope, user=user
+        )
     return key, raw
 
 

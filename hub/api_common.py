@@ -26,7 +26,10 @@ logger = logging.getLogger(__name__)
 
 def error_body(code: str, message: str, fields: dict[str, Any] | None = None) -> dict[str, Any]:
     """The one error shape: ``{"error": {"code", "message", "fields"}, "request_id"}``."""
-    return {"error": {"code": code, "message": message, "fields": fields or {}}, "request_id": request_id_var.get()}
+    return {
+        "error": {"code": code, "message": message, "fields": fields or {}},
+        "request_id": request_id_var.get(),
+    }
 
 
 def _flatten(detail: Any, prefix: str = "") -> dict[str, list[str]]:
@@ -56,7 +59,11 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, exceptions.ValidationError):
         fields = _flatten(exc.detail)
         names = ", ".join(sorted(k for k in fields if k != "non_field_errors"))
-        message = f"Invalid value for: {names}." if names else "; ".join(fields.get("non_field_errors", ["Invalid."]))
+        message = (
+            f"Invalid value for: {names}."
+            if names
+            else "; ".join(fields.get("non_field_errors", ["Invalid."]))
+        )
         return Response(error_body("validation_error", message, fields), status=status.HTTP_400_BAD_REQUEST)
     response = drf_exception_handler(exc, context)
     if response is not None:
@@ -66,10 +73,14 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         return response
     if isinstance(exc, IntegrityError):
         logger.warning("integrity error reached the API", exc_info=exc)
-        return Response(error_body("conflict", "The change conflicts with stored data."), status=status.HTTP_409_CONFLICT)
+        return Response(
+            error_body("conflict", "The change conflicts with stored data."), status=status.HTTP_409_CONFLICT
+        )
     logger.exception("unhandled API error", exc_info=exc)
-    return Response(error_body("server_error", "Internal error; quote the request id when reporting it."),
-                    status=status.HTTP_500_INTERNAL_SERVER_ERROR)
+    return Response(
+        error_body("server_error", "Internal error; quote the request id when reporting it."),
+        status=status.HTTP_500_INTERNAL_SERVER_ERROR,
+    )
 
 
 class HubCursorPagination(CursorPagination):
@@ -80,10 +91,33 @@ class HubCursorPagination(CursorPagination):
     max_page_size = 200
     ordering = "-id"
 
+    def paginate_queryset(self, queryset, request, view=None):
+        self._model = queryset.model
+        return super().paginate_queryset(queryset, request, view)
+
+    def decode_cursor(self, request):
+        """Refuse a cursor whose position does not fit the ordering field (a hostile or stale cursor)."""
+        cursor = super().decode_cursor(request)
+        if cursor is None or cursor.position is None:
+            return cursor
+        field_name = self.ordering[0].lstrip("-")
+        try:
+            field = self._model._meta.get_field(field_name)
+            value = field.to_python(cursor.position)
+            if isinstance(value, str) and "\x00" in value:
+                raise ValueError("NUL in cursor")
+            if isinstance(value, int) and not -(2**63) <= value < 2**63:
+                raise ValueError("out of range")
+        except Exception as exc:
+            raise exceptions.NotFound(self.invalid_cursor_message) from exc
+        return cursor
+
 
 class UpdatedSinceFilterSet(filters.FilterSet):
     updated_since = filters.IsoDateTimeFilter(
-        field_name="updated_at", lookup_expr="gte", label="Only objects changed at or after this ISO 8601 time."
+        field_name="updated_at",
+        lookup_expr="gte",
+        label="Only objects changed at or after this ISO 8601 time.",
     )
 
 
@@ -115,15 +149,20 @@ def idempotent(view_method):
         if not key:
             return view_method(self, request, *args, **kwargs)
         if len(key) > 255:
-            return Response(error_body("invalid_idempotency_key", "Idempotency-Key is longer than 255 characters."),
-                            status=status.HTTP_400_BAD_REQUEST)
+            return Response(
+                error_body("invalid_idempotency_key", "Idempotency-Key is longer than 255 characters."),
+                status=status.HTTP_400_BAD_REQUEST,
+            )
         principal, fingerprint = _principal(request), _fingerprint(request)
         record = IdempotencyRecord.objects.filter(principal=principal, key=key).first()
         if record is None:
             try:
                 with transaction.atomic():
                     record = IdempotencyRecord.objects.create(
-                        principal=principal, key=key, method=request.method, path=request.path[:500],
+                        principal=principal,
+                        key=key,
+                        method=request.method,
+                        path=request.path[:500],
                         fingerprint=fingerprint,
                     )
             except IntegrityError:
@@ -144,12 +183,16 @@ def idempotent(view_method):
                 return response
         if record.fingerprint != fingerprint:
             return Response(
-                error_body("idempotency_key_reused", "This Idempotency-Key was used with another request body."),
+                error_body(
+                    "idempotency_key_reused", "This Idempotency-Key was used with another request body."
+                ),
                 status=status.HTTP_422_UNPROCESSABLE_ENTITY,
             )
         if record.status_code is None:
-            return Response(error_body("idempotency_in_progress", "The first request with this key is still running."),
-                            status=status.HTTP_409_CONFLICT)
+            return Response(
+                error_body("idempotency_in_progress", "The first request with this key is still running."),
+                status=status.HTTP_409_CONFLICT,
+            )
         response = Response(record.response_body, status=record.status_code)
         response["Idempotent-Replayed"] = "true"
         return response

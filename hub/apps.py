@@ -9,4 +9,4 @@ class HubConfig(AppConfig):
 
     def ready(self) -> None:
         # Handlers register themselves with the event registry on import.
-        from . import event_handlers  # noqa: F401
+        from . import event_handlers, schema  # noqa: F401

@@ -101,7 +101,7 @@ def enqueue_dispatch(event_id: int) -> None:
 
 
 def _backoff(attempts: int) -> timedelta:
-    base = min(2 ** attempts, 3600)
+    base = min(2**attempts, 3600)
     return timedelta(seconds=base + random.uniform(0, base / 2))
 
 
@@ -129,12 +129,13 @@ def event_dispatch(event_id: int) -> DispatchResult:
     for delivery in EventDelivery.objects.filter(event=event).filter(due).order_by("id"):
         handler = handlers.get(delivery.handler)
         if handler is None:  # the handler was removed from the code: nothing left to do
-            EventDelivery.objects.filter(pk=delivery.pk).update(status=DeliveryStatus.DEAD, last_error="handler no longer registered")
+            EventDelivery.objects.filter(pk=delivery.pk).update(
+                status=DeliveryStatus.DEAD, last_error="handler no longer registered"
+            )
             continue
-        claimed = (
-            EventDelivery.objects.filter(pk=delivery.pk, status=delivery.status, attempts=delivery.attempts)
-            .update(status=DeliveryStatus.RUNNING, attempts=F("attempts") + 1, claimed_until=now + CLAIM_LEASE)
-        )
+        claimed = EventDelivery.objects.filter(
+            pk=delivery.pk, status=delivery.status, attempts=delivery.attempts
+        ).update(status=DeliveryStatus.RUNNING, attempts=F("attempts") + 1, claimed_until=now + CLAIM_LEASE)
         if not claimed:
             result.skipped += 1
             continue
@@ -157,7 +158,12 @@ def event_dispatch(event_id: int) -> DispatchResult:
             )
             logger.warning(
                 "event handler failed",
-                extra={"event_id": event.pk, "handler": handler.name, "attempt": attempts, "gave_up": gave_up},
+                extra={
+                    "event_id": event.pk,
+                    "handler": handler.name,
+                    "attempt": attempts,
+                    "gave_up": gave_up,
+                },
                 exc_info=True,
             )
             result.failed += 1
@@ -168,7 +174,9 @@ def event_dispatch(event_id: int) -> DispatchResult:
         status__in=[DeliveryStatus.DONE, DeliveryStatus.DEAD]
     )
     if not open_left.exists():
-        DomainEvent.objects.filter(pk=event.pk, dispatched_at__isnull=True).update(dispatched_at=timezone.now())
+        DomainEvent.objects.filter(pk=event.pk, dispatched_at__isnull=True).update(
+            dispatched_at=timezone.now()
+        )
     return result
 
 

@@ -67,8 +67,12 @@ class Company(TimeStamped):
         verbose_name = _("own company")
         verbose_name_plural = _("own companies")
         constraints = [
-            models.UniqueConstraint(fields=["is_default"], condition=Q(is_default=True), name="one_default_company"),
-            models.CheckConstraint(condition=Q(default_currency__regex=r"^[A-Z]{3}$"), name="company_currency_iso"),
+            models.UniqueConstraint(
+                fields=["is_default"], condition=Q(is_default=True), name="one_default_company"
+            ),
+            models.CheckConstraint(
+                condition=Q(default_currency__regex=r"^[A-Z]{3}$"), name="company_currency_iso"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -117,14 +121,22 @@ class Client(TimeStamped):
         related_name="clients",
     )
     channel = models.ForeignKey(
-        Channel, verbose_name=_("acquisition channel"), on_delete=models.PROTECT, null=True, blank=True,
+        Channel,
+        verbose_name=_("acquisition channel"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
         related_name="clients",
     )
     vat_mode = models.CharField(_("VAT mode"), max_length=16, choices=VatMode, blank=True)
     notes = models.TextField(_("notes"), blank=True)
     archived_at = models.DateTimeField(_("archived at"), null=True, blank=True)
     merged_into = models.ForeignKey(
-        "self", verbose_name=_("merged into"), on_delete=models.PROTECT, null=True, blank=True,
+        "self",
+        verbose_name=_("merged into"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
         related_name="merged_clients",
     )
 
@@ -132,13 +144,23 @@ class Client(TimeStamped):
         verbose_name = _("client")
         verbose_name_plural = _("clients")
         constraints = [
-            models.CheckConstraint(condition=Q(inn="") | Q(inn__regex=r"^(\d{10}|\d{12})$"), name="client_inn_format"),
-            models.CheckConstraint(condition=Q(kpp="") | Q(kpp__regex=r"^\d{4}[0-9A-Z]{2}\d{3}$"), name="client_kpp_format"),
-            models.CheckConstraint(condition=Q(phone="") | Q(phone__regex=r"^\+[1-9]\d{6,14}$"), name="client_phone_e164"),
-            models.CheckConstraint(condition=~Q(merged_into=models.F("id")), name="client_not_merged_into_self"),
+            models.CheckConstraint(
+                condition=Q(inn="") | Q(inn__regex=r"^(\d{10}|\d{12})$"), name="client_inn_format"
+            ),
+            models.CheckConstraint(
+                condition=Q(kpp="") | Q(kpp__regex=r"^\d{4}[0-9A-Z]{2}\d{3}$"), name="client_kpp_format"
+            ),
+            models.CheckConstraint(
+                condition=Q(phone="") | Q(phone__regex=r"^\+[1-9]\d{6,14}$"), name="client_phone_e164"
+            ),
+            models.CheckConstraint(
+                condition=~Q(merged_into=models.F("id")), name="client_not_merged_into_self"
+            ),
             # A legal entity is one INN+KPP pair (branches share the INN but differ in KPP).
             models.UniqueConstraint(
-                fields=["inn", "kpp"], condition=~Q(inn="") & Q(merged_into__isnull=True), name="client_unique_inn_kpp"
+                fields=["inn", "kpp"],
+                condition=~Q(inn="") & Q(merged_into__isnull=True),
+                name="client_unique_inn_kpp",
             ),
         ]
         indexes = [
@@ -156,7 +178,9 @@ class Client(TimeStamped):
 
 
 class Contact(TimeStamped):
-    client = models.ForeignKey(Client, verbose_name=_("client"), on_delete=models.CASCADE, related_name="contacts")
+    client = models.ForeignKey(
+        Client, verbose_name=_("client"), on_delete=models.CASCADE, related_name="contacts"
+    )
     last_name = models.CharField(_("last name"), max_length=100, blank=True)
     first_name = models.CharField(_("first name"), max_length=100)
     middle_name = models.CharField(_("middle name"), max_length=100, blank=True)
@@ -169,8 +193,12 @@ class Contact(TimeStamped):
         verbose_name = _("contact")
         verbose_name_plural = _("contacts")
         constraints = [
-            models.CheckConstraint(condition=Q(phone="") | Q(phone__regex=r"^\+[1-9]\d{6,14}$"), name="contact_phone_e164"),
-            models.UniqueConstraint(fields=["client"], condition=Q(is_primary=True), name="one_primary_contact"),
+            models.CheckConstraint(
+                condition=Q(phone="") | Q(phone__regex=r"^\+[1-9]\d{6,14}$"), name="contact_phone_e164"
+            ),
+            models.UniqueConstraint(
+                fields=["client"], condition=Q(is_primary=True), name="one_primary_contact"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -198,7 +226,9 @@ class Product(TimeStamped):
         constraints = [
             models.CheckConstraint(condition=Q(price__gte=0), name="product_price_non_negative"),
             models.CheckConstraint(condition=Q(unit_cost__gte=0), name="product_cost_non_negative"),
-            models.CheckConstraint(condition=Q(vat_rate__gte=0) & Q(vat_rate__lt=100), name="product_vat_range"),
+            models.CheckConstraint(
+                condition=Q(vat_rate__gte=0) & Q(vat_rate__lt=100), name="product_vat_range"
+            ),
             models.CheckConstraint(condition=Q(currency__regex=r"^[A-Z]{3}$"), name="product_currency_iso"),
         ]
 
@@ -215,7 +245,9 @@ class Pipeline(TimeStamped):
         verbose_name = _("pipeline")
         verbose_name_plural = _("pipelines")
         constraints = [
-            models.UniqueConstraint(fields=["is_default"], condition=Q(is_default=True), name="one_default_pipeline"),
+            models.UniqueConstraint(
+                fields=["is_default"], condition=Q(is_default=True), name="one_default_pipeline"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -223,7 +255,9 @@ class Pipeline(TimeStamped):
 
 
 class Stage(TimeStamped):
-    pipeline = models.ForeignKey(Pipeline, verbose_name=_("pipeline"), on_delete=models.CASCADE, related_name="stages")
+    pipeline = models.ForeignKey(
+        Pipeline, verbose_name=_("pipeline"), on_delete=models.CASCADE, related_name="stages"
+    )
     name = models.CharField(_("name"), max_length=100)
     code = models.SlugField(_("code"), max_length=50)
     order = models.PositiveSmallIntegerField(_("order"), default=0)
@@ -237,7 +271,9 @@ class Stage(TimeStamped):
         verbose_name_plural = _("stages")
         constraints = [
             models.UniqueConstraint(fields=["pipeline", "code"], name="stage_unique_code"),
-            models.CheckConstraint(condition=~(Q(is_won=True) & Q(is_lost=True)), name="stage_not_won_and_lost"),
+            models.CheckConstraint(
+                condition=~(Q(is_won=True) & Q(is_lost=True)), name="stage_not_won_and_lost"
+            ),
             models.CheckConstraint(condition=Q(probability__lte=100), name="stage_probability_range"),
         ]
 
@@ -253,17 +289,32 @@ class DealStatus(models.TextChoices):
 
 class Deal(TimeStamped):
     title = models.CharField(_("title"), max_length=255)
-    client = models.ForeignKey(Client, verbose_name=_("client"), on_delete=models.PROTECT, related_name="deals")
-    company = models.ForeignKey(Company, verbose_name=_("own company"), on_delete=models.PROTECT, related_name="deals")
-    pipeline = models.ForeignKey(Pipeline, verbose_name=_("pipeline"), on_delete=models.PROTECT, related_name="deals")
+    client = models.ForeignKey(
+        Client, verbose_name=_("client"), on_delete=models.PROTECT, related_name="deals"
+    )
+    company = models.ForeignKey(
+        Company, verbose_name=_("own company"), on_delete=models.PROTECT, related_name="deals"
+    )
+    pipeline = models.ForeignKey(
+        Pipeline, verbose_name=_("pipeline"), on_delete=models.PROTECT, related_name="deals"
+    )
     stage = models.ForeignKey(Stage, verbose_name=_("stage"), on_delete=models.PROTECT, related_name="deals")
     status = models.CharField(_("status"), max_length=8, choices=DealStatus, default=DealStatus.OPEN)
     manager = models.ForeignKey(
-        settings.AUTH_USER_MODEL, verbose_name=_("manager"), on_delete=models.SET_NULL, null=True, blank=True,
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("manager"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
         related_name="deals",
     )
     channel = models.ForeignKey(
-        Channel, verbose_name=_("channel"), on_delete=models.PROTECT, null=True, blank=True, related_name="deals"
+        Channel,
+        verbose_name=_("channel"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="deals",
     )
     currency = models.CharField(_("currency"), max_length=3, default="RUB", validators=[currency_validator])
     vat_mode = models.CharField(_("VAT mode"), max_length=16, choices=VatMode, default=VatMode.ON_TOP)
@@ -286,7 +337,10 @@ class Deal(TimeStamped):
         constraints = [
             models.CheckConstraint(condition=Q(currency__regex=r"^[A-Z]{3}$"), name="deal_currency_iso"),
             models.CheckConstraint(
-                condition=Q(amount_net__gte=0) & Q(vat_amount__gte=0) & Q(amount_total__gte=0) & Q(cost_total__gte=0),
+                condition=Q(amount_net__gte=0)
+                & Q(vat_amount__gte=0)
+                & Q(amount_total__gte=0)
+                & Q(cost_total__gte=0),
                 name="deal_totals_non_negative",
             ),
             models.CheckConstraint(
@@ -312,7 +366,12 @@ class DealLine(models.Model):
     deal = models.ForeignKey(Deal, verbose_name=_("deal"), on_delete=models.CASCADE, related_name="lines")
     position = models.PositiveIntegerField(_("position"), default=0)
     product = models.ForeignKey(
-        Product, verbose_name=_("product"), on_delete=models.PROTECT, null=True, blank=True, related_name="deal_lines"
+        Product,
+        verbose_name=_("product"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="deal_lines",
     )
     description = models.CharField(_("description"), max_length=500)
     unit = models.CharField(_("unit"), max_length=20, default="шт")
@@ -334,8 +393,12 @@ class DealLine(models.Model):
             models.CheckConstraint(condition=Q(quantity__gt=0), name="dealline_quantity_positive"),
             models.CheckConstraint(condition=Q(unit_price__gte=0), name="dealline_price_non_negative"),
             models.CheckConstraint(condition=Q(unit_cost__gte=0), name="dealline_cost_non_negative"),
-            models.CheckConstraint(condition=Q(discount_pct__gte=0) & Q(discount_pct__lte=100), name="dealline_discount_range"),
-            models.CheckConstraint(condition=Q(vat_rate__gte=0) & Q(vat_rate__lt=100), name="dealline_vat_range"),
+            models.CheckConstraint(
+                condition=Q(discount_pct__gte=0) & Q(discount_pct__lte=100), name="dealline_discount_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(vat_rate__gte=0) & Q(vat_rate__lt=100), name="dealline_vat_range"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -350,10 +413,17 @@ class DomainEvent(models.Model):
     aggregate_id = models.CharField(_("object id"), max_length=64)
     payload = models.JSONField(_("payload"), default=dict)
     origin = models.CharField(
-        _("origin"), max_length=100, blank=True, help_text=_("Where the change came from: api, ui, admin, sync:<connection>...")
+        _("origin"),
+        max_length=100,
+        blank=True,
+        help_text=_("Where the change came from: api, ui, admin, sync:<connection>..."),
     )
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, verbose_name=_("actor"), on_delete=models.SET_NULL, null=True, blank=True,
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("actor"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
         related_name="+",
     )
     occurred_at = models.DateTimeField(_("occurred at"), db_index=True)
@@ -385,7 +455,9 @@ class EventDelivery(models.Model):
 
     event = models.ForeignKey(DomainEvent, on_delete=models.CASCADE, related_name="deliveries")
     handler = models.CharField(_("handler"), max_length=100)
-    status = models.CharField(_("status"), max_length=8, choices=DeliveryStatus, default=DeliveryStatus.PENDING)
+    status = models.CharField(
+        _("status"), max_length=8, choices=DeliveryStatus, default=DeliveryStatus.PENDING
+    )
     attempts = models.PositiveIntegerField(_("attempts"), default=0)
     next_attempt_at = models.DateTimeField(_("next attempt at"), null=True, blank=True)
     claimed_until = models.DateTimeField(_("claimed until"), null=True, blank=True)
@@ -419,7 +491,11 @@ class ApiKey(models.Model):
     digest = models.CharField(max_length=64, unique=True, editable=False)
     scope = models.CharField(_("scope"), max_length=8, choices=ApiScope, default=ApiScope.READ)
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, verbose_name=_("acts as user"), on_delete=models.SET_NULL, null=True, blank=True,
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("acts as user"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
         related_name="api_keys",
     )
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)

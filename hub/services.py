@@ -39,7 +39,9 @@ Errors = dict[str, list[str]]
 # --- helpers ------------------------------------------------------------------------------------
 
 
-def _clean(data: Mapping[str, Any], cleaners: Mapping[str, Callable[[Any], Any]]) -> tuple[dict[str, Any], Errors]:
+def _clean(
+    data: Mapping[str, Any], cleaners: Mapping[str, Callable[[Any], Any]]
+) -> tuple[dict[str, Any], Errors]:
     cleaned: dict[str, Any] = dict(data)
     errors: Errors = {}
     for field, cleaner in cleaners.items():
@@ -79,7 +81,9 @@ def _save_checked(instance: Model, *, unique_message: str) -> None:
     """Save, turning a constraint violation into a clear error instead of a 500."""
     try:
         with transaction.atomic():
-            instance.full_clean(validate_unique=False, validate_constraints=False, exclude=_skip_clean(instance))
+            instance.full_clean(
+                validate_unique=False, validate_constraints=False, exclude=_skip_clean(instance)
+            )
             instance.save()
     except IntegrityError as exc:
         raise Conflict(unique_message, code="constraint_violation") from exc
@@ -87,7 +91,9 @@ def _save_checked(instance: Model, *, unique_message: str) -> None:
         from django.core.exceptions import ValidationError as DjangoValidationError
 
         if isinstance(exc, DjangoValidationError):
-            raise ValidationFailed.from_fields({k: [str(m) for m in v] for k, v in exc.message_dict.items()}) from exc
+            raise ValidationFailed.from_fields(
+                {k: [str(m) for m in v] for k, v in exc.message_dict.items()}
+            ) from exc
         raise
 
 
@@ -193,29 +199,56 @@ def product_update(*, product: Product, actor=None, origin: str = "api", **data:
         changes = _apply(product, cleaned, PRODUCT_FIELDS)
         if changes:
             _save_checked(product, unique_message="A product with this SKU exists.")
-            event_record(type="product.updated", instance=product, payload={"changes": changes}, origin=origin, actor=actor)
+            event_record(
+                type="product.updated",
+                instance=product,
+                payload={"changes": changes},
+                origin=origin,
+                actor=actor,
+            )
     return product
 
 
 # --- pipelines and stages -------------------------------------------------------------------------
 
 
-def pipeline_create(*, name: str, stages: Iterable[Mapping[str, Any]] = (), is_default: bool = False,
-                    actor=None, origin: str = "admin") -> Pipeline:
+def pipeline_create(
+    *,
+    name: str,
+    stages: Iterable[Mapping[str, Any]] = (),
+    is_default: bool = False,
+    actor=None,
+    origin: str = "admin",
+) -> Pipeline:
     with transaction.atomic():
         if is_default:
             Pipeline.objects.filter(is_default=True).update(is_default=False)
         pipeline = Pipeline(name=name, is_default=is_default or not Pipeline.objects.exists())
         _save_checked(pipeline, unique_message=f"A pipeline named {name!r} exists.")
         for order, stage in enumerate(stages, start=1):
-            stage_create(pipeline=pipeline, order=stage.get("order", order), actor=actor, origin=origin,
-                         **{k: v for k, v in stage.items() if k != "order"})
+            stage_create(
+                pipeline=pipeline,
+                order=stage.get("order", order),
+                actor=actor,
+                origin=origin,
+                **{k: v for k, v in stage.items() if k != "order"},
+            )
         event_record(type="pipeline.created", instance=pipeline, origin=origin, actor=actor)
     return pipeline
 
 
-def stage_create(*, pipeline: Pipeline, name: str, code: str, order: int = 0, is_won: bool = False,
-                 is_lost: bool = False, probability: int = 0, actor=None, origin: str = "admin") -> Stage:
+def stage_create(
+    *,
+    pipeline: Pipeline,
+    name: str,
+    code: str,
+    order: int = 0,
+    is_won: bool = False,
+    is_lost: bool = False,
+    probability: int = 0,
+    actor=None,
+    origin: str = "admin",
+) -> Stage:
     errors: Errors = {}
     if is_won and is_lost:
         errors["is_won"] = ["A stage cannot be both won and lost."]
@@ -224,8 +257,15 @@ def stage_create(*, pipeline: Pipeline, name: str, code: str, order: int = 0, is
     if errors:
         raise ValidationFailed.from_fields(errors)
     with transaction.atomic():
-        stage = Stage(pipeline=pipeline, name=name, code=code, order=order, is_won=is_won, is_lost=is_lost,
-                      probability=probability)
+        stage = Stage(
+            pipeline=pipeline,
+            name=name,
+            code=code,
+            order=order,
+            is_won=is_won,
+            is_lost=is_lost,
+            probability=probability,
+        )
         _save_checked(stage, unique_message=f"Pipeline {pipeline.name!r} already has a stage {code!r}.")
         event_record(type="stage.created", instance=stage, origin=origin, actor=actor)
     return stage
@@ -234,8 +274,21 @@ def stage_create(*, pipeline: Pipeline, name: str, code: str, order: int = 0, is
 # --- clients and contacts -------------------------------------------------------------------------
 
 CLIENT_FIELDS = (
-    "kind", "name", "legal_name", "inn", "kpp", "ogrn", "foreign_tax_id", "country", "email", "phone",
-    "address", "manager", "channel", "vat_mode", "notes",
+    "kind",
+    "name",
+    "legal_name",
+    "inn",
+    "kpp",
+    "ogrn",
+    "foreign_tax_id",
+    "country",
+    "email",
+    "phone",
+    "address",
+    "manager",
+    "channel",
+    "vat_mode",
+    "notes",
 )
 
 
@@ -273,7 +326,9 @@ def _client_duplicate_check(client: Client) -> None:
     )
     if clash:
         raise Conflict(
-            f"Client #{clash} already has INN {client.inn}" + (f" / KPP {client.kpp}" if client.kpp else "") + ".",
+            f"Client #{clash} already has INN {client.inn}"
+            + (f" / KPP {client.kpp}" if client.kpp else "")
+            + ".",
             fields={"inn": [f"Already used by client #{clash}."]},
             code="duplicate",
         )
@@ -290,8 +345,13 @@ def client_create(*, actor=None, origin: str = "api", **data: Any) -> Client:
     with transaction.atomic():
         _client_duplicate_check(client)
         _save_checked(client, unique_message="A client with this INN/KPP exists.")
-        event_record(type="client.created", instance=client, payload={"name": client.name, "inn": client.inn},
-                     origin=origin, actor=actor)
+        event_record(
+            type="client.created",
+            instance=client,
+            payload={"name": client.name, "inn": client.inn},
+            origin=origin,
+            actor=actor,
+        )
     return client
 
 
@@ -310,7 +370,13 @@ def client_update(*, client: Client, actor=None, origin: str = "api", **data: An
             if "inn" in changes or "kpp" in changes:
                 _client_duplicate_check(client)
             _save_checked(client, unique_message="A client with this INN/KPP exists.")
-            event_record(type="client.updated", instance=client, payload={"changes": changes}, origin=origin, actor=actor)
+            event_record(
+                type="client.updated",
+                instance=client,
+                payload={"changes": changes},
+                origin=origin,
+                actor=actor,
+            )
     return client
 
 
@@ -331,21 +397,33 @@ def client_merge(*, source: Client, target: Client, actor=None, origin: str = "a
         raise ValidationFailed("A client cannot be merged into itself.", fields={"target": ["Same client."]})
     if target.merged_into_id:
         raise ValidationFailed("The target was itself merged away.", fields={"target": ["Already merged."]})
-    from invoicing.models import Invoice, Payment  # invoicing depends on hub; a local import keeps hub free of it
+    from invoicing.models import (
+        Invoice,
+        Payment,
+    )  # invoicing depends on hub; a local import keeps hub free of it
 
     with transaction.atomic():
         now = timezone.now()
         moved = {
-            "contacts": Contact.objects.filter(client=source).update(client=target, is_primary=False, updated_at=now),
+            "contacts": Contact.objects.filter(client=source).update(
+                client=target, is_primary=False, updated_at=now
+            ),
             "deals": Deal.objects.filter(client=source).update(client=target, updated_at=now),
             "invoices": Invoice.objects.filter(client=source).update(client=target, updated_at=now),
             "payments": Payment.objects.filter(client=source).update(client=target, updated_at=now),
         }
         Client.objects.filter(merged_into=source).update(merged_into=target)
-        Client.objects.filter(pk=source.pk).update(merged_into=target, archived_at=source.archived_at or now, updated_at=now)
+        Client.objects.filter(pk=source.pk).update(
+            merged_into=target, archived_at=source.archived_at or now, updated_at=now
+        )
         source.refresh_from_db()
-        event_record(type="client.merged", instance=source, payload={"into": target.pk, "moved": moved},
-                     origin=origin, actor=actor)
+        event_record(
+            type="client.merged",
+            instance=source,
+            payload={"into": target.pk, "moved": moved},
+            origin=origin,
+            actor=actor,
+        )
     return target
 
 
@@ -369,7 +447,13 @@ def contact_create(*, client: Client, actor=None, origin: str = "api", **data: A
             Contact.objects.filter(client=client, is_primary=True).update(is_primary=False)
         contact = Contact(client=client, **{k: v for k, v in cleaned.items() if k in CONTACT_FIELDS})
         _save_checked(contact, unique_message="The client has another primary contact.")
-        event_record(type="contact.created", instance=contact, payload={"client": client.pk}, origin=origin, actor=actor)
+        event_record(
+            type="contact.created",
+            instance=contact,
+            payload={"client": client.pk},
+            origin=origin,
+            actor=actor,
+        )
     return contact
 
 
@@ -384,17 +468,37 @@ def contact_update(*, contact: Contact, actor=None, origin: str = "api", **data:
         changes = _apply(contact, {**cleaned, "client": client}, (*CONTACT_FIELDS, "client"))
         if changes:
             if contact.is_primary:
-                Contact.objects.filter(client=contact.client, is_primary=True).exclude(pk=contact.pk).update(is_primary=False)
+                Contact.objects.filter(client=contact.client, is_primary=True).exclude(pk=contact.pk).update(
+                    is_primary=False
+                )
             _save_checked(contact, unique_message="The client has another primary contact.")
-            event_record(type="contact.updated", instance=contact, payload={"changes": changes}, origin=origin, actor=actor)
+            event_record(
+                type="contact.updated",
+                instance=contact,
+                payload={"changes": changes},
+                origin=origin,
+                actor=actor,
+            )
     return contact
 
 
 # --- deals ----------------------------------------------------------------------------------------
 
 DEAL_FIELDS = (
-    "title", "client", "company", "pipeline", "stage", "manager", "channel", "currency", "vat_mode",
-    "utm_source", "utm_medium", "utm_campaign", "expected_close_date", "lost_reason",
+    "title",
+    "client",
+    "company",
+    "pipeline",
+    "stage",
+    "manager",
+    "channel",
+    "currency",
+    "vat_mode",
+    "utm_source",
+    "utm_medium",
+    "utm_campaign",
+    "expected_close_date",
+    "lost_reason",
 )
 
 
@@ -408,8 +512,11 @@ def deal_vat_mode(*, company: Company, client: Client) -> str:
 def _build_lines(lines: Iterable[Mapping[str, Any]], *, vat_mode: str) -> tuple[list[DealLine], Errors]:
     errors: Errors = {}
     built: list[DealLine] = []
-    product_ids = {line.get("product") if not isinstance(line.get("product"), Product) else line["product"].pk
-                   for line in lines if line.get("product")}
+    product_ids = {
+        line.get("product") if not isinstance(line.get("product"), Product) else line["product"].pk
+        for line in lines
+        if line.get("product")
+    }
     products = Product.objects.in_bulk([p for p in product_ids if p is not None])
     for i, raw in enumerate(lines):
         prefix = f"lines[{i}]."
@@ -426,8 +533,12 @@ def _build_lines(lines: Iterable[Mapping[str, Any]], *, vat_mode: str) -> tuple[
             continue
         unit_price = _decimal(price_in, prefix + "unit_price", errors)
         discount = _decimal(raw.get("discount_pct", 0), prefix + "discount_pct", errors)
-        vat_rate = _decimal(raw.get("vat_rate", product.vat_rate if product else 0), prefix + "vat_rate", errors)
-        unit_cost = _decimal(raw.get("unit_cost", product.unit_cost if product else 0), prefix + "unit_cost", errors)
+        vat_rate = _decimal(
+            raw.get("vat_rate", product.vat_rate if product else 0), prefix + "vat_rate", errors
+        )
+        unit_cost = _decimal(
+            raw.get("unit_cost", product.unit_cost if product else 0), prefix + "unit_cost", errors
+        )
         description = (raw.get("description") or (product.name if product else "")).strip()
         if not description:
             errors.setdefault(prefix + "description", []).append("This field is required without a product.")
@@ -445,14 +556,31 @@ def _build_lines(lines: Iterable[Mapping[str, Any]], *, vat_mode: str) -> tuple[
             errors.setdefault(prefix + "vat_rate", []).append("Must be between 0 and 100.")
         if errors:
             continue
-        totals = line_totals(quantity=quantity, unit_price=unit_price, discount_pct=discount, vat_rate=vat_rate,
-                             unit_cost=unit_cost, vat_mode=vat_mode)
-        built.append(DealLine(
-            position=i + 1, product=product, description=description[:500],
-            unit=raw.get("unit") or (product.unit if product else "шт"), quantity=quantity, unit_price=unit_price,
-            discount_pct=discount, vat_rate=vat_rate, unit_cost=unit_cost, amount_net=totals.amount_net,
-            vat_amount=totals.vat_amount, amount_total=totals.amount_total, cost_total=totals.cost_total,
-        ))
+        totals = line_totals(
+            quantity=quantity,
+            unit_price=unit_price,
+            discount_pct=discount,
+            vat_rate=vat_rate,
+            unit_cost=unit_cost,
+            vat_mode=vat_mode,
+        )
+        built.append(
+            DealLine(
+                position=i + 1,
+                product=product,
+                description=description[:500],
+                unit=raw.get("unit") or (product.unit if product else "шт"),
+                quantity=quantity,
+                unit_price=unit_price,
+                discount_pct=discount,
+                vat_rate=vat_rate,
+                unit_cost=unit_cost,
+                amount_net=totals.amount_net,
+                vat_amount=totals.vat_amount,
+                amount_total=totals.amount_total,
+                cost_total=totals.cost_total,
+            )
+        )
     return built, errors
 
 
@@ -462,8 +590,15 @@ def _replace_lines(deal: Deal, lines: list[DealLine]) -> None:
         line.deal = deal
     DealLine.objects.bulk_create(lines)
     totals = document_totals(
-        line_totals(quantity=ln.quantity, unit_price=ln.unit_price, discount_pct=ln.discount_pct,
-                    vat_rate=ln.vat_rate, unit_cost=ln.unit_cost, vat_mode=deal.vat_mode) for ln in lines
+        line_totals(
+            quantity=ln.quantity,
+            unit_price=ln.unit_price,
+            discount_pct=ln.discount_pct,
+            vat_rate=ln.vat_rate,
+            unit_cost=ln.unit_cost,
+            vat_mode=deal.vat_mode,
+        )
+        for ln in lines
     )
     deal.amount_net, deal.vat_amount = totals.amount_net, totals.vat_amount
     deal.amount_total, deal.cost_total = totals.amount_total, totals.cost_total
@@ -494,11 +629,20 @@ def _check_deal_refs(deal: Deal, errors: Errors) -> None:
     if deal.stage_id and deal.pipeline_id and deal.stage.pipeline_id != deal.pipeline_id:
         errors.setdefault("stage", []).append("The stage belongs to another pipeline.")
     if deal.client_id and deal.client.merged_into_id:
-        errors.setdefault("client", []).append(f"The client was merged into client #{deal.client.merged_into_id}.")
+        errors.setdefault("client", []).append(
+            f"The client was merged into client #{deal.client.merged_into_id}."
+        )
 
 
-def deal_create(*, title: str, client: Client, lines: Iterable[Mapping[str, Any]] = (), actor=None,
-                origin: str = "api", **data: Any) -> Deal:
+def deal_create(
+    *,
+    title: str,
+    client: Client,
+    lines: Iterable[Mapping[str, Any]] = (),
+    actor=None,
+    origin: str = "api",
+    **data: Any,
+) -> Deal:
     errors: Errors = {}
     _require({"title": title}, ["title"], errors)
     _clean_currency(data, errors)
@@ -507,15 +651,26 @@ def deal_create(*, title: str, client: Client, lines: Iterable[Mapping[str, Any]
     stage = data.pop("stage", None)
     if stage is not None and pipeline is None:
         pipeline = stage.pipeline
-    pipeline = pipeline or Pipeline.objects.filter(is_default=True).first() or Pipeline.objects.order_by("id").first()
+    pipeline = (
+        pipeline
+        or Pipeline.objects.filter(is_default=True).first()
+        or Pipeline.objects.order_by("id").first()
+    )
     if pipeline is None:
-        raise ValidationFailed("No pipeline exists: create one in the admin first.", fields={"pipeline": ["Required."]})
+        raise ValidationFailed(
+            "No pipeline exists: create one in the admin first.", fields={"pipeline": ["Required."]}
+        )
     stage = stage or pipeline.stages.order_by("order", "id").first()
     if stage is None:
         raise ValidationFailed(f"Pipeline {pipeline.name!r} has no stages.", fields={"stage": ["Required."]})
     deal = Deal(
-        title=(title or "").strip(), client=client, company=company, pipeline=pipeline, stage=stage,
-        manager=data.pop("manager", None) or client.manager, channel=data.pop("channel", None) or client.channel,
+        title=(title or "").strip(),
+        client=client,
+        company=company,
+        pipeline=pipeline,
+        stage=stage,
+        manager=data.pop("manager", None) or client.manager,
+        channel=data.pop("channel", None) or client.channel,
         currency=data.pop("currency", None) or company.default_currency,
         vat_mode=data.pop("vat_mode", None) or deal_vat_mode(company=company, client=client),
         **{k: v for k, v in data.items() if k in DEAL_FIELDS},
@@ -532,22 +687,43 @@ def deal_create(*, title: str, client: Client, lines: Iterable[Mapping[str, Any]
         if built:
             _replace_lines(deal, built)
             deal.save(update_fields=["amount_net", "vat_amount", "amount_total", "cost_total", "updated_at"])
-        event_record(type="deal.created", instance=deal, payload=_deal_payload(deal), origin=origin, actor=actor)
+        event_record(
+            type="deal.created", instance=deal, payload=_deal_payload(deal), origin=origin, actor=actor
+        )
         if deal.status != DealStatus.OPEN:
-            event_record(type=f"deal.{deal.status}", instance=deal, payload=_deal_payload(deal), origin=origin, actor=actor)
+            event_record(
+                type=f"deal.{deal.status}",
+                instance=deal,
+                payload=_deal_payload(deal),
+                origin=origin,
+                actor=actor,
+            )
     return deal
 
 
 def _deal_payload(deal: Deal) -> dict[str, Any]:
     return {
-        "title": deal.title, "client": deal.client_id, "stage": deal.stage_id, "stage_code": deal.stage.code,
-        "pipeline": deal.pipeline_id, "status": deal.status, "manager": deal.manager_id,
-        "amount_total": deal.amount_total, "currency": deal.currency,
+        "title": deal.title,
+        "client": deal.client_id,
+        "stage": deal.stage_id,
+        "stage_code": deal.stage.code,
+        "pipeline": deal.pipeline_id,
+        "status": deal.status,
+        "manager": deal.manager_id,
+        "amount_total": deal.amount_total,
+        "currency": deal.currency,
     }
 
 
-def deal_update(*, deal: Deal, lines: Iterable[Mapping[str, Any]] | None = None, expected_updated_at=None,
-                actor=None, origin: str = "api", **data: Any) -> Deal:
+def deal_update(
+    *,
+    deal: Deal,
+    lines: Iterable[Mapping[str, Any]] | None = None,
+    expected_updated_at=None,
+    actor=None,
+    origin: str = "api",
+    **data: Any,
+) -> Deal:
     """Change fields, replace lines, or move the stage. ``expected_updated_at`` refuses stale writes."""
     errors: Errors = {}
     if "title" in data:
@@ -570,9 +746,19 @@ def deal_update(*, deal: Deal, lines: Iterable[Mapping[str, Any]] | None = None,
             errors.update(line_errors)
         elif "vat_mode" in changes:
             built, line_errors = _build_lines(
-                [{"product": ln.product, "description": ln.description, "unit": ln.unit, "quantity": ln.quantity,
-                  "unit_price": ln.unit_price, "discount_pct": ln.discount_pct, "vat_rate": ln.vat_rate,
-                  "unit_cost": ln.unit_cost} for ln in locked.lines.select_related("product")],
+                [
+                    {
+                        "product": ln.product,
+                        "description": ln.description,
+                        "unit": ln.unit,
+                        "quantity": ln.quantity,
+                        "unit_price": ln.unit_price,
+                        "discount_pct": ln.discount_pct,
+                        "vat_rate": ln.vat_rate,
+                        "unit_cost": ln.unit_cost,
+                    }
+                    for ln in locked.lines.select_related("product")
+                ],
                 vat_mode=locked.vat_mode,
             )
             errors.update(line_errors)
@@ -592,9 +778,15 @@ def deal_update(*, deal: Deal, lines: Iterable[Mapping[str, Any]] | None = None,
         payload = {**_deal_payload(locked), "changes": changes}
         event_record(type="deal.updated", instance=locked, payload=payload, origin=origin, actor=actor)
         if "stage" in changes:
-            event_record(type="deal.stage_changed", instance=locked,
-                         payload={**payload, "from_stage": old_stage.pk, "from_stage_code": old_stage.code},
-                         origin=origin, actor=actor)
+            event_record(
+                type="deal.stage_changed",
+                instance=locked,
+                payload={**payload, "from_stage": old_stage.pk, "from_stage_code": old_stage.code},
+                origin=origin,
+                actor=actor,
+            )
         if "status" in changes and locked.status != DealStatus.OPEN:
-            event_record(type=f"deal.{locked.status}", instance=locked, payload=payload, origin=origin, actor=actor)
+            event_record(
+                type=f"deal.{locked.status}", instance=locked, payload=payload, origin=origin, actor=actor
+            )
     return locked

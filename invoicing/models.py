@@ -57,13 +57,21 @@ class NumberSequence(models.Model):
 
 class Invoice(TimeStamped):
     kind = models.CharField(_("kind"), max_length=12, choices=InvoiceKind, default=InvoiceKind.INVOICE)
-    company = models.ForeignKey(Company, verbose_name=_("own company"), on_delete=models.PROTECT, related_name="invoices")
-    client = models.ForeignKey(Client, verbose_name=_("client"), on_delete=models.PROTECT, related_name="invoices")
+    company = models.ForeignKey(
+        Company, verbose_name=_("own company"), on_delete=models.PROTECT, related_name="invoices"
+    )
+    client = models.ForeignKey(
+        Client, verbose_name=_("client"), on_delete=models.PROTECT, related_name="invoices"
+    )
     deal = models.ForeignKey(
         Deal, verbose_name=_("deal"), on_delete=models.PROTECT, null=True, blank=True, related_name="invoices"
     )
     credit_note_for = models.ForeignKey(
-        "self", verbose_name=_("credit note for"), on_delete=models.PROTECT, null=True, blank=True,
+        "self",
+        verbose_name=_("credit note for"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
         related_name="credit_notes",
     )
     # A draft has no number: numbers are assigned at issue, gapless.
@@ -86,7 +94,11 @@ class Invoice(TimeStamped):
     paid_at = models.DateTimeField(_("paid at"), null=True, blank=True)
     voided_at = models.DateTimeField(_("voided at"), null=True, blank=True)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, verbose_name=_("created by"), on_delete=models.SET_NULL, null=True, blank=True,
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("created by"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
         related_name="+",
     )
 
@@ -94,16 +106,22 @@ class Invoice(TimeStamped):
         verbose_name = _("invoice")
         verbose_name_plural = _("invoices")
         constraints = [
-            models.UniqueConstraint(fields=["company", "number"], condition=Q(number__isnull=False), name="invoice_unique_number"),
+            models.UniqueConstraint(
+                fields=["company", "number"], condition=Q(number__isnull=False), name="invoice_unique_number"
+            ),
             models.CheckConstraint(
-                condition=Q(status="draft", number__isnull=True) | (~Q(status="draft") & Q(number__isnull=False)),
+                condition=Q(status="draft", number__isnull=True)
+                | (~Q(status="draft") & Q(number__isnull=False)),
                 name="invoice_number_iff_issued",
             ),
             models.CheckConstraint(condition=Q(currency__regex=r"^[A-Z]{3}$"), name="invoice_currency_iso"),
             models.CheckConstraint(condition=Q(amount_paid__gte=0), name="invoice_paid_non_negative"),
-            models.CheckConstraint(condition=Q(amount_paid__lte=models.F("amount_total")), name="invoice_not_overpaid"),
             models.CheckConstraint(
-                condition=Q(amount_total=models.F("amount_net") + models.F("vat_amount")), name="invoice_total_is_net_plus_vat"
+                condition=Q(amount_paid__lte=models.F("amount_total")), name="invoice_not_overpaid"
+            ),
+            models.CheckConstraint(
+                condition=Q(amount_total=models.F("amount_net") + models.F("vat_amount")),
+                name="invoice_total_is_net_plus_vat",
             ),
         ]
         indexes = [
@@ -131,10 +149,17 @@ class Invoice(TimeStamped):
 
 
 class InvoiceLine(models.Model):
-    invoice = models.ForeignKey(Invoice, verbose_name=_("invoice"), on_delete=models.CASCADE, related_name="lines")
+    invoice = models.ForeignKey(
+        Invoice, verbose_name=_("invoice"), on_delete=models.CASCADE, related_name="lines"
+    )
     position = models.PositiveIntegerField(_("position"), default=0)
     product = models.ForeignKey(
-        Product, verbose_name=_("product"), on_delete=models.PROTECT, null=True, blank=True, related_name="invoice_lines"
+        Product,
+        verbose_name=_("product"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="invoice_lines",
     )
     description = models.CharField(_("description"), max_length=500)
     unit = models.CharField(_("unit"), max_length=20, default="шт")
@@ -155,8 +180,12 @@ class InvoiceLine(models.Model):
         constraints = [
             models.CheckConstraint(condition=Q(quantity__gt=0), name="invoiceline_quantity_positive"),
             models.CheckConstraint(condition=Q(unit_price__gte=0), name="invoiceline_price_non_negative"),
-            models.CheckConstraint(condition=Q(discount_pct__gte=0) & Q(discount_pct__lte=100), name="invoiceline_discount_range"),
-            models.CheckConstraint(condition=Q(vat_rate__gte=0) & Q(vat_rate__lt=100), name="invoiceline_vat_range"),
+            models.CheckConstraint(
+                condition=Q(discount_pct__gte=0) & Q(discount_pct__lte=100), name="invoiceline_discount_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(vat_rate__gte=0) & Q(vat_rate__lt=100), name="invoiceline_vat_range"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -179,14 +208,25 @@ class PaymentStatus(models.TextChoices):
 
 
 class Payment(TimeStamped):
-    company = models.ForeignKey(Company, verbose_name=_("own company"), on_delete=models.PROTECT, related_name="payments")
+    company = models.ForeignKey(
+        Company, verbose_name=_("own company"), on_delete=models.PROTECT, related_name="payments"
+    )
     client = models.ForeignKey(
-        Client, verbose_name=_("client"), on_delete=models.PROTECT, null=True, blank=True, related_name="payments"
+        Client,
+        verbose_name=_("client"),
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="payments",
     )
     source = models.CharField(_("source"), max_length=12, choices=PaymentSource, default=PaymentSource.MANUAL)
     external_id = models.CharField(
-        _("external id"), max_length=255, blank=True,
-        help_text=_("Natural key in the source (bank document, gateway payment id): a second copy is refused."),
+        _("external id"),
+        max_length=255,
+        blank=True,
+        help_text=_(
+            "Natural key in the source (bank document, gateway payment id): a second copy is refused."
+        ),
     )
     amount = money_field(verbose_name=_("amount"))
     currency = models.CharField(_("currency"), max_length=3, default="RUB", validators=[currency_validator])
@@ -195,9 +235,15 @@ class Payment(TimeStamped):
     payer_inn = models.CharField(_("payer INN"), max_length=12, blank=True)
     purpose = models.TextField(_("payment purpose"), blank=True)
     amount_allocated = money_field(verbose_name=_("allocated"))
-    status = models.CharField(_("status"), max_length=20, choices=PaymentStatus, default=PaymentStatus.UNALLOCATED)
+    status = models.CharField(
+        _("status"), max_length=20, choices=PaymentStatus, default=PaymentStatus.UNALLOCATED
+    )
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, verbose_name=_("created by"), on_delete=models.SET_NULL, null=True, blank=True,
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("created by"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
         related_name="+",
     )
 
@@ -212,7 +258,9 @@ class Payment(TimeStamped):
                 name="payment_allocation_within_amount",
             ),
             models.UniqueConstraint(
-                fields=["source", "external_id"], condition=~Q(external_id=""), name="payment_unique_external_id"
+                fields=["source", "external_id"],
+                condition=~Q(external_id=""),
+                name="payment_unique_external_id",
             ),
         ]
         indexes = [
@@ -231,12 +279,20 @@ class Payment(TimeStamped):
 class PaymentAllocation(models.Model):
     """A part of a payment applied to one invoice: one payment may cover several invoices, and back."""
 
-    payment = models.ForeignKey(Payment, verbose_name=_("payment"), on_delete=models.CASCADE, related_name="allocations")
-    invoice = models.ForeignKey(Invoice, verbose_name=_("invoice"), on_delete=models.PROTECT, related_name="allocations")
+    payment = models.ForeignKey(
+        Payment, verbose_name=_("payment"), on_delete=models.CASCADE, related_name="allocations"
+    )
+    invoice = models.ForeignKey(
+        Invoice, verbose_name=_("invoice"), on_delete=models.PROTECT, related_name="allocations"
+    )
     amount = money_field(verbose_name=_("amount"))
     created_at = models.DateTimeField(_("created at"), auto_now_add=True)
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, verbose_name=_("created by"), on_delete=models.SET_NULL, null=True, blank=True,
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("created by"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
         related_name="+",
     )
 

@@ -40,10 +40,19 @@ DEFAULT_PAYMENT_TERM_DAYS = 5
 def _lines_from(built) -> list[InvoiceLine]:
     return [
         InvoiceLine(
-            position=ln.position, product=ln.product, description=ln.description, unit=ln.unit,
-            quantity=ln.quantity, unit_price=ln.unit_price, discount_pct=ln.discount_pct, vat_rate=ln.vat_rate,
-            unit_cost=ln.unit_cost, amount_net=ln.amount_net, vat_amount=ln.vat_amount,
-            amount_total=ln.amount_total, cost_total=ln.cost_total,
+            position=ln.position,
+            product=ln.product,
+            description=ln.description,
+            unit=ln.unit,
+            quantity=ln.quantity,
+            unit_price=ln.unit_price,
+            discount_pct=ln.discount_pct,
+            vat_rate=ln.vat_rate,
+            unit_cost=ln.unit_cost,
+            amount_net=ln.amount_net,
+            vat_amount=ln.vat_amount,
+            amount_total=ln.amount_total,
+            cost_total=ln.cost_total,
         )
         for ln in built
     ]
@@ -51,8 +60,15 @@ def _lines_from(built) -> list[InvoiceLine]:
 
 def _set_totals(invoice: Invoice, lines: Iterable[InvoiceLine]) -> None:
     totals = document_totals(
-        line_totals(quantity=ln.quantity, unit_price=ln.unit_price, discount_pct=ln.discount_pct,
-                    vat_rate=ln.vat_rate, unit_cost=ln.unit_cost, vat_mode=invoice.vat_mode) for ln in lines
+        line_totals(
+            quantity=ln.quantity,
+            unit_price=ln.unit_price,
+            discount_pct=ln.discount_pct,
+            vat_rate=ln.vat_rate,
+            unit_cost=ln.unit_cost,
+            vat_mode=invoice.vat_mode,
+        )
+        for ln in lines
     )
     invoice.amount_net, invoice.vat_amount = totals.amount_net, totals.vat_amount
     invoice.amount_total, invoice.cost_total = totals.amount_total, totals.cost_total
@@ -76,7 +92,9 @@ def invoice_create_draft(
     vat_mode = vat_mode or (deal.vat_mode if deal else deal_vat_mode(company=company, client=client))
     errors: dict[str, list[str]] = {}
     try:
-        currency = requisites.normalize_currency(currency or (deal.currency if deal else company.default_currency))
+        currency = requisites.normalize_currency(
+            currency or (deal.currency if deal else company.default_currency)
+        )
     except ValueError as exc:
         errors["currency"] = [str(exc)]
     lines = list(lines)
@@ -91,29 +109,57 @@ def invoice_create_draft(
     if errors:
         raise ValidationFailed.from_fields(errors)
     with transaction.atomic():
-        invoice = Invoice(company=company, client=client, deal=deal, currency=currency, vat_mode=vat_mode,
-                          due_date=due_date, purpose=purpose[:210], created_by=actor if getattr(actor, "pk", None) else None)
+        invoice = Invoice(
+            company=company,
+            client=client,
+            deal=deal,
+            currency=currency,
+            vat_mode=vat_mode,
+            due_date=due_date,
+            purpose=purpose[:210],
+            created_by=actor if getattr(actor, "pk", None) else None,
+        )
         invoice_lines = _lines_from(built)
         _set_totals(invoice, invoice_lines)
         invoice.save()
         for line in invoice_lines:
             line.invoice = invoice
         InvoiceLine.objects.bulk_create(invoice_lines)
-        event_record(type="invoice.created", instance=invoice,
-                     payload={"client": client.pk, "deal": deal.pk if deal else None, "amount_total": invoice.amount_total},
-                     origin=origin, actor=actor)
+        event_record(
+            type="invoice.created",
+            instance=invoice,
+            payload={
+                "client": client.pk,
+                "deal": deal.pk if deal else None,
+                "amount_total": invoice.amount_total,
+            },
+            origin=origin,
+            actor=actor,
+        )
     return invoice
 
 
 def invoice_create_from_deal(*, deal: Deal, actor=None, origin: str = "api", **kwargs: Any) -> Invoice:
     lines = [
-        {"product": ln.product, "description": ln.description, "unit": ln.unit, "quantity": ln.quantity,
-         "unit_price": ln.unit_price, "discount_pct": ln.discount_pct, "vat_rate": ln.vat_rate, "unit_cost": ln.unit_cost}
+        {
+            "product": ln.product,
+            "description": ln.description,
+            "unit": ln.unit,
+            "quantity": ln.quantity,
+            "unit_price": ln.unit_price,
+            "discount_pct": ln.discount_pct,
+            "vat_rate": ln.vat_rate,
+            "unit_cost": ln.unit_cost,
+        }
         for ln in deal.lines.select_related("product")
     ]
     if not lines:
-        raise ValidationFailed("The deal has no lines to invoice.", fields={"lines": ["The deal has no lines."]})
-    return invoice_create_draft(client=deal.client, deal=deal, lines=lines, actor=actor, origin=origin, **kwargs)
+        raise ValidationFailed(
+            "The deal has no lines to invoice.", fields={"lines": ["The deal has no lines."]}
+        )
+    return invoice_create_draft(
+        client=deal.client, deal=deal, lines=lines, actor=actor, origin=origin, **kwargs
+    )
 
 
 def number_next(*, company: Company, prefix: str, year: int) -> int:
@@ -125,8 +171,9 @@ def number_next(*, company: Company, prefix: str, year: int) -> int:
     return seq.last_number
 
 
-def invoice_issue(*, invoice: Invoice, issue_date: dt.date | None = None, prefix: str = "",
-                  actor=None, origin: str = "api") -> Invoice:
+def invoice_issue(
+    *, invoice: Invoice, issue_date: dt.date | None = None, prefix: str = "", actor=None, origin: str = "api"
+) -> Invoice:
     """Number and issue a draft. Totals are re-checked against the lines first."""
     with transaction.atomic():
         locked = Invoice.objects.select_for_update().get(pk=invoice.pk)
@@ -138,8 +185,11 @@ def invoice_issue(*, invoice: Invoice, issue_date: dt.date | None = None, prefix
         stored = (locked.amount_net, locked.vat_amount, locked.amount_total)
         _set_totals(locked, lines)
         if stored != (locked.amount_net, locked.vat_amount, locked.amount_total):
-            raise ValidationFailed("Stored totals do not match the lines.", fields={"amount_total": ["Mismatch."]},
-                                   code="totals_mismatch")
+            raise ValidationFailed(
+                "Stored totals do not match the lines.",
+                fields={"amount_total": ["Mismatch."]},
+                code="totals_mismatch",
+            )
         issue_date = issue_date or timezone.localdate()
         number = number_next(company=locked.company, prefix=prefix, year=issue_date.year)
         locked.sequence_year, locked.sequence_number = issue_date.year, number
@@ -151,10 +201,19 @@ def invoice_issue(*, invoice: Invoice, issue_date: dt.date | None = None, prefix
         if not locked.purpose:
             locked.purpose = f"Оплата по счёту № {locked.number} от {issue_date:%d.%m.%Y}"
         locked.save()
-        event_record(type="invoice.issued", instance=locked,
-                     payload={"number": locked.number, "client": locked.client_id, "deal": locked.deal_id,
-                              "amount_total": locked.amount_total, "currency": locked.currency},
-                     origin=origin, actor=actor)
+        event_record(
+            type="invoice.issued",
+            instance=locked,
+            payload={
+                "number": locked.number,
+                "client": locked.client_id,
+                "deal": locked.deal_id,
+                "amount_total": locked.amount_total,
+                "currency": locked.currency,
+            },
+            origin=origin,
+            actor=actor,
+        )
     return locked
 
 
@@ -206,35 +265,62 @@ def payment_record(
     try:
         with transaction.atomic():
             payment = Payment.objects.create(
-                company=company, client=client, source=source, external_id=external_id.strip(), amount=amount,
-                currency=currency, received_at=received_at, payer_name=payer_name, payer_inn=payer_inn,
-                purpose=purpose, created_by=actor if getattr(actor, "pk", None) else None,
+                company=company,
+                client=client,
+                source=source,
+                external_id=external_id.strip(),
+                amount=amount,
+                currency=currency,
+                received_at=received_at,
+                payer_name=payer_name,
+                payer_inn=payer_inn,
+                purpose=purpose,
+                created_by=actor if getattr(actor, "pk", None) else None,
             )
-            event_record(type="payment.received", instance=payment,
-                         payload={"amount": amount, "currency": currency, "client": client.pk if client else None,
-                                  "source": source},
-                         origin=origin, actor=actor)
+            event_record(
+                type="payment.received",
+                instance=payment,
+                payload={
+                    "amount": amount,
+                    "currency": currency,
+                    "client": client.pk if client else None,
+                    "source": source,
+                },
+                origin=origin,
+                actor=actor,
+            )
             for alloc in allocations:
-                payment_allocate(payment=payment, invoice=alloc["invoice"], amount=alloc.get("amount"),
-                                 actor=actor, origin=origin)
+                payment_allocate(
+                    payment=payment,
+                    invoice=alloc["invoice"],
+                    amount=alloc.get("amount"),
+                    actor=actor,
+                    origin=origin,
+                )
     except IntegrityError as exc:
         if external_id and Payment.objects.filter(source=source, external_id=external_id.strip()).exists():
-            raise Conflict(f"Payment {external_id!r} from {source} is already recorded.", code="duplicate",
-                           fields={"external_id": ["Already recorded."]}) from exc
+            raise Conflict(
+                f"Payment {external_id!r} from {source} is already recorded.",
+                code="duplicate",
+                fields={"external_id": ["Already recorded."]},
+            ) from exc
         raise
     payment.refresh_from_db()
     return payment
 
 
-def payment_allocate(*, payment: Payment, invoice: Invoice, amount: Decimal | None = None, actor=None,
-                     origin: str = "api") -> PaymentAllocation:
+def payment_allocate(
+    *, payment: Payment, invoice: Invoice, amount: Decimal | None = None, actor=None, origin: str = "api"
+) -> PaymentAllocation:
     """Apply (part of) a payment to an invoice; moves the invoice to partially paid or paid."""
     with transaction.atomic():
         payment = Payment.objects.select_for_update().get(pk=payment.pk)
         invoice = Invoice.objects.select_for_update().get(pk=invoice.pk)
         errors: dict[str, list[str]] = {}
         if invoice.status not in OPEN_INVOICE_STATUSES:
-            errors["invoice"] = [f"Invoice {invoice} is {invoice.get_status_display().lower()}, not open for payment."]
+            errors["invoice"] = [
+                f"Invoice {invoice} is {invoice.get_status_display().lower()}, not open for payment."
+            ]
         if invoice.currency != payment.currency:
             errors["invoice"] = [f"Invoice is in {invoice.currency}, the payment in {payment.currency}."]
         if payment.client_id and invoice.client_id != payment.client_id:
@@ -245,18 +331,24 @@ def payment_allocate(*, payment: Payment, invoice: Invoice, amount: Decimal | No
         amount = available if amount is None else amount
         if amount <= 0 or amount > available:
             raise ValidationFailed(
-                f"Can allocate at most {available} {payment.currency}.", fields={"amount": [f"At most {available}."]}
+                f"Can allocate at most {available} {payment.currency}.",
+                fields={"amount": [f"At most {available}."]},
             )
         allocation, created = PaymentAllocation.objects.get_or_create(
-            payment=payment, invoice=invoice, defaults={"amount": amount, "created_by": actor if getattr(actor, "pk", None) else None}
+            payment=payment,
+            invoice=invoice,
+            defaults={"amount": amount, "created_by": actor if getattr(actor, "pk", None) else None},
         )
         if not created:
             allocation.amount += amount
             allocation.save(update_fields=["amount"])
         now = timezone.now()
         payment.amount_allocated = payment.allocations.aggregate(s=Sum("amount"))["s"] or Decimal("0")
-        payment.status = (PaymentStatus.ALLOCATED if payment.amount_allocated == payment.amount
-                          else PaymentStatus.PARTIALLY_ALLOCATED)
+        payment.status = (
+            PaymentStatus.ALLOCATED
+            if payment.amount_allocated == payment.amount
+            else PaymentStatus.PARTIALLY_ALLOCATED
+        )
         if payment.client_id is None:
             payment.client_id = invoice.client_id
         payment.save(update_fields=["amount_allocated", "status", "client", "updated_at"])
@@ -265,9 +357,20 @@ def payment_allocate(*, payment: Payment, invoice: Invoice, amount: Decimal | No
         invoice.status = InvoiceStatus.PAID if fully else InvoiceStatus.PARTIALLY_PAID
         invoice.paid_at = now if fully else None
         invoice.save(update_fields=["amount_paid", "status", "paid_at", "updated_at"])
-        payload = {"payment": payment.pk, "invoice": invoice.pk, "number": invoice.number, "amount": amount,
-                   "amount_paid": invoice.amount_paid, "amount_total": invoice.amount_total}
+        payload = {
+            "payment": payment.pk,
+            "invoice": invoice.pk,
+            "number": invoice.number,
+            "amount": amount,
+            "amount_paid": invoice.amount_paid,
+            "amount_total": invoice.amount_total,
+        }
         event_record(type="payment.allocated", instance=payment, payload=payload, origin=origin, actor=actor)
-        event_record(type="invoice.paid" if fully else "invoice.partially_paid", instance=invoice, payload=payload,
-                     origin=origin, actor=actor)
+        event_record(
+            type="invoice.paid" if fully else "invoice.partially_paid",
+            instance=invoice,
+            payload=payload,
+            origin=origin,
+            actor=actor,
+        )
     return allocation

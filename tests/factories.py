@@ -111,6 +111,7 @@ class PipelineFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Pipeline
         django_get_or_create = ("name",)
+        skip_postgeneration_save = True
 
     name = "Sales"
     is_default = True
@@ -129,8 +130,9 @@ class PipelineFactory(factory.django.DjangoModelFactory):
             ],
             start=1,
         ):
-            Stage.objects.create(pipeline=self, code=code, name=name, order=order, is_won=won, is_lost=lost,
-                                 probability=prob)
+            Stage.objects.create(
+                pipeline=self, code=code, name=name, order=order, is_won=won, is_lost=lost, probability=prob
+            )
 
 
 class DealFactory(factory.django.DjangoModelFactory):
@@ -139,7 +141,9 @@ class DealFactory(factory.django.DjangoModelFactory):
 
     title = factory.Sequence(lambda n: f"Deal {n}")
     client = factory.SubFactory(ClientFactory)
-    company = factory.LazyFunction(lambda: Company.objects.filter(is_default=True).first() or CompanyFactory())
+    company = factory.LazyFunction(
+        lambda: Company.objects.filter(is_default=True).first() or CompanyFactory()
+    )
     pipeline = factory.SubFactory(PipelineFactory)
     stage = factory.LazyAttribute(lambda o: o.pipeline.stages.order_by("order").first())
 
@@ -148,7 +152,9 @@ class PaymentFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Payment
 
-    company = factory.LazyFunction(lambda: Company.objects.filter(is_default=True).first() or CompanyFactory())
+    company = factory.LazyFunction(
+        lambda: Company.objects.filter(is_default=True).first() or CompanyFactory()
+    )
     amount = Decimal("100.00")
     received_at = factory.LazyFunction(timezone.now)
 
