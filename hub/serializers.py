@@ -7,12 +7,13 @@ from decimal import Decimal
 from django.contrib.auth import get_user_model
 from rest_framework import serializers
 
+from .fast_serializers import CompiledOutputSerializer
 from .models import Channel, Client, ClientKind, Contact, Deal, DealLine, Pipeline, Product, Stage, VatMode
 
 User = get_user_model()
 
 
-class UserRefSerializer(serializers.ModelSerializer):
+class UserRefSerializer(CompiledOutputSerializer):
     full_name = serializers.SerializerMethodField()
 
     class Meta:
@@ -23,7 +24,7 @@ class UserRefSerializer(serializers.ModelSerializer):
         return obj.get_full_name()
 
 
-class ChannelRefSerializer(serializers.ModelSerializer):
+class ChannelRefSerializer(CompiledOutputSerializer):
     class Meta:
         model = Channel
         fields = ["id", "code", "name"]
@@ -32,7 +33,7 @@ class ChannelRefSerializer(serializers.ModelSerializer):
 # --- clients --------------------------------------------------------------------------------------
 
 
-class ClientOutput(serializers.ModelSerializer):
+class ClientOutput(CompiledOutputSerializer):
     manager = UserRefSerializer(read_only=True)
     channel = ChannelRefSerializer(read_only=True)
 
@@ -86,7 +87,7 @@ class ClientInput(serializers.Serializer):
 # --- contacts -------------------------------------------------------------------------------------
 
 
-class ContactOutput(serializers.ModelSerializer):
+class ContactOutput(CompiledOutputSerializer):
     class Meta:
         model = Contact
         fields = [
@@ -120,7 +121,7 @@ class ContactInput(serializers.Serializer):
 # --- products, pipelines --------------------------------------------------------------------------
 
 
-class ProductOutput(serializers.ModelSerializer):
+class ProductOutput(CompiledOutputSerializer):
     class Meta:
         model = Product
         fields = [
@@ -154,14 +155,14 @@ class ProductInput(serializers.Serializer):
     is_active = serializers.BooleanField(required=False)
 
 
-class StageOutput(serializers.ModelSerializer):
+class StageOutput(CompiledOutputSerializer):
     class Meta:
         model = Stage
         fields = ["id", "pipeline", "name", "code", "order", "is_won", "is_lost", "probability", "updated_at"]
         read_only_fields = fields
 
 
-class PipelineOutput(serializers.ModelSerializer):
+class PipelineOutput(CompiledOutputSerializer):
     stages = StageOutput(many=True, read_only=True)
 
     class Meta:
@@ -173,7 +174,7 @@ class PipelineOutput(serializers.ModelSerializer):
 # --- deals ----------------------------------------------------------------------------------------
 
 
-class DealLineOutput(serializers.ModelSerializer):
+class DealLineOutput(CompiledOutputSerializer):
     class Meta:
         model = DealLine
         fields = [
@@ -195,7 +196,7 @@ class DealLineOutput(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class DealOutput(serializers.ModelSerializer):
+class DealOutput(CompiledOutputSerializer):
     lines = DealLineOutput(many=True, read_only=True)
     stage_code = serializers.CharField(source="stage.code", read_only=True)
 

@@ -6,13 +6,14 @@ from decimal import Decimal
 
 from rest_framework import serializers
 
+from hub.fast_serializers import CompiledOutputSerializer
 from hub.models import Client, Deal, VatMode
 from hub.serializers import LineInput
 
 from .models import Invoice, InvoiceLine, Payment, PaymentAllocation, PaymentSource
 
 
-class InvoiceLineOutput(serializers.ModelSerializer):
+class InvoiceLineOutput(CompiledOutputSerializer):
     class Meta:
         model = InvoiceLine
         fields = [
@@ -34,7 +35,7 @@ class InvoiceLineOutput(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class InvoiceOutput(serializers.ModelSerializer):
+class InvoiceOutput(CompiledOutputSerializer):
     lines = InvoiceLineOutput(many=True, read_only=True)
     amount_due = serializers.DecimalField(max_digits=18, decimal_places=2, read_only=True)
     is_overdue = serializers.BooleanField(read_only=True)
@@ -82,7 +83,7 @@ class InvoiceInput(serializers.Serializer):
     lines = LineInput(many=True, min_length=1, max_length=500)
 
 
-class AllocationOutput(serializers.ModelSerializer):
+class AllocationOutput(CompiledOutputSerializer):
     invoice_number = serializers.CharField(source="invoice.number", read_only=True)
 
     class Meta:
@@ -91,7 +92,7 @@ class AllocationOutput(serializers.ModelSerializer):
         read_only_fields = fields
 
 
-class PaymentOutput(serializers.ModelSerializer):
+class PaymentOutput(CompiledOutputSerializer):
     allocations = AllocationOutput(many=True, read_only=True)
     amount_unallocated = serializers.DecimalField(max_digits=18, decimal_places=2, read_only=True)
 

@@ -385,3 +385,19 @@ def test_healthz_reports_database_and_broker(client):
     assert body["checks"]["database"]["ok"] is True
     assert "broker" in body["checks"]
     assert response.status_code == (200 if body["checks"]["broker"]["ok"] else 503)
+
+
+def test_compiled_output_matches_drf_rendering(company, pipeline):
+    """The fast output path renders exactly what DRF's generic ModelSerializer would."""
+    from rest_framework import serializers as drf
+
+    from hub.serializers import ClientOutput, DealOutput
+    from hub.services import deal_create
+
+    client = ClientFactory(channel=ChannelFactory(), manager=UserFactory(first_name="A", last_name="B"))
+    deal = deal_create(title="T", client=client, lines=[{"product": ProductFactory().pk, "quantity": "2"}])
+    deal = Deal.objects.prefetch_related("lines").select_related("stage").get(pk=deal.pk)
+    for serializer, obj in ((ClientOutput, client), (DealOutput, deal)):
+        fast = serializer(obj).data
+        slow = drf.ModelSerializer.to_representation(serializer(obj), obj)
+        assert dict(fast) == dict(slow)
