@@ -180,6 +180,16 @@ def event_dispatch(event_id: int) -> DispatchResult:
     return result
 
 
+def event_redeliver(event_id: int) -> DispatchResult:
+    """Give failed and dead deliveries of an event a fresh set of attempts, then dispatch it now."""
+    with transaction.atomic():
+        EventDelivery.objects.filter(
+            event_id=event_id, status__in=[DeliveryStatus.FAILED, DeliveryStatus.DEAD]
+        ).update(status=DeliveryStatus.PENDING, attempts=0, next_attempt_at=None, claimed_until=None)
+        DomainEvent.objects.filter(pk=event_id).update(dispatched_at=None)
+    return event_dispatch(event_id)
+
+
 def events_pending(*, older_than: timedelta = timedelta(seconds=5), limit: int = 500) -> list[int]:
     cutoff = timezone.now() - older_than
     return list(

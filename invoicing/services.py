@@ -20,7 +20,7 @@ from hub.errors import Conflict, ValidationFailed
 from hub.events import event_record
 from hub.models import Client, Company, Deal
 from hub.pricing import document_totals, line_totals
-from hub.services import _build_lines, company_get_default, deal_vat_mode
+from hub.services import _apply, _build_lines, company_get_default, deal_vat_mode
 
 from .models import (
     OPEN_INVOICE_STATUSES,
@@ -137,6 +137,80 @@ def invoice_create_draft(
             actor=actor,
         )
     return invoice
+
+
+DRAFT_FIELDS = ("company", "client", "deal", "currency", "vat_mode", "due_date", "purpose")
+
+
+def invoice_update_draft(
+    *,
+    invoice: Invoice,
+    lines: list[dict[str, Any]] | None = None,
+    actor=None,
+    origin: str = "admin",
+    **data: Any,
+) -> Invoice:
+    """Change a draft's header and/or replace its lines; totals are recomputed from the lines."""
+    errors: dict[str, list[str]] = {}
+    if data.get("currency"):
+        try:
+            data["currency"] = requisites.normalize_currency(data["currency"])
+        except ValueError as exc:
+            errors["currency"] = [str(exc)]
+    if errors:
+        raise ValidationFailed.from_fields(errors)
+    with transaction.atomic():
+        locked = Invoice.objects.select_for_update().get(pk=invoice.pk)
+        if locked.status != InvoiceStatus.DRAFT:
+            raise Conflict(f"Invoice {locked} is issued and can no longer be changed.", code="already_issued")
+        changes = _apply(locked, data, DRAFT_FIELDS)
+        if locked.client.merged_into_id:
+            errors["client"] = [f"The client was merged into client #{locked.client.merged_into_id}."]
+        if locked.deal_id and locked.deal.client_id != locked.client_id:
+            errors["deal"] = ["The deal belongs to another client."]
+        if lines is None and "vat_mode" in changes:
+            lines = [
+                {
+                    name: getattr(ln, name)
+                    for name in (
+                        "product",
+                        "description",
+                        "unit",
+                        "quantity",
+                        "unit_price",
+                        "discount_pct",
+                        "vat_rate",
+                        "unit_cost",
+                    )
+                }
+                for ln in locked.lines.select_related("product")
+            ]
+        built = None
+        if lines is not None:
+            if not lines:
+                errors["lines"] = ["An invoice needs at least one line."]
+            built, line_errors = _build_lines(lines, vat_mode=locked.vat_mode)
+            errors.update(line_errors)
+        if errors:
+            raise ValidationFailed.from_fields(errors)
+        if built is not None:
+            before = locked.amount_total
+            locked.lines.all().delete()
+            new_lines = _lines_from(built)
+            for line in new_lines:
+                line.invoice = locked
+            InvoiceLine.objects.bulk_create(new_lines)
+            _set_totals(locked, new_lines)
+            changes["lines"] = [None, len(new_lines)]
+            if before != locked.amount_total:
+                changes["amount_total"] = [before, locked.amount_total]
+        if not changes:
+            return locked
+        locked.save()
+        event_record(
+            type="invoice.updated", instance=locked, payload={"changes": changes}, origin=origin, actor=actor
+        )
+    return locked
 
 
 def invoice_create_from_deal(*, deal: Deal, actor=None, origin: str = "api", **kwargs: Any) -> Invoice:

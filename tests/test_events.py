@@ -132,3 +132,17 @@ def test_sweeper_finds_undispatched_events():
     assert event.pk in events_pending(older_than=timedelta(0))
     event_dispatch(event.pk)
     assert event.pk not in events_pending(older_than=timedelta(0))
+
+
+def test_redeliver_gives_dead_deliveries_new_attempts(flaky):
+    from hub.events import event_redeliver
+
+    client = client_create(name="Revive")
+    event = DomainEvent.objects.get(aggregate_id=str(client.pk))
+    EventDelivery.objects.create(event=event, handler="test.flaky", status=DeliveryStatus.DEAD, attempts=3)
+    event_dispatch(event.pk)
+    event.refresh_from_db()
+    assert event.dispatched_at is not None and flaky == []
+    result = event_redeliver(event.pk)
+    assert result.failed == 1 and flaky == [event.pk]
+    assert EventDelivery.objects.get(event=event, handler="test.flaky").attempts == 1
