@@ -55,3 +55,21 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             data["exc"] = self.formatException(record.exc_info)
         return json.dumps(data, default=str, ensure_ascii=False)
+
+
+def _publish_with_request_id(headers=None, **kwargs) -> None:
+    """Carry the request id into the task's headers, so worker log lines name the request."""
+    if headers is not None and "request_id" not in headers:
+        headers["request_id"] = request_id_var.get()
+
+
+def _task_starts(task=None, **kwargs) -> None:
+    rid = getattr(task.request, "request_id", None) if task is not None else None
+    request_id_var.set(rid or (f"task-{task.request.id}" if task is not None else "-"))
+
+
+def connect_celery_signals() -> None:
+    from celery.signals import before_task_publish, task_prerun
+
+    before_task_publish.connect(_publish_with_request_id, weak=False)
+    task_prerun.connect(_task_starts, weak=False)

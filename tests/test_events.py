@@ -146,3 +146,15 @@ def test_redeliver_gives_dead_deliveries_new_attempts(flaky):
     result = event_redeliver(event.pk)
     assert result.failed == 1 and flaky == [event.pk]
     assert EventDelivery.objects.get(event=event, handler="test.flaky").attempts == 1
+
+
+def test_request_id_travels_into_task_headers():
+    from hub.observability import _publish_with_request_id, request_id_var
+
+    token = request_id_var.set("req-123")
+    try:
+        headers: dict = {}
+        _publish_with_request_id(headers=headers)
+        assert headers["request_id"] == "req-123"
+    finally:
+        request_id_var.reset(token)
