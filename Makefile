@@ -16,7 +16,7 @@ install: $(STAMP)
 
 test: $(STAMP)
 	mkdir -p var
-	STATIC_MANIFEST=false SECRET_KEY=$${SECRET_KEY:-test-only-secret} ALLOWED_HOSTS=$${ALLOWED_HOSTS:-testserver,localhost,127.0.0.1} \
+	DEBUG=false STATIC_MANIFEST=false SECRET_KEY=$${SECRET_KEY:-test-only-secret} ALLOWED_HOSTS=$${ALLOWED_HOSTS:-testserver,localhost,127.0.0.1} \
 	CELERY_BROKER_URL=$${CELERY_BROKER_URL:-sqla+sqlite:///$(CURDIR)/var/test-celery-broker.sqlite3} \
 		$(BIN)/python -m pytest $(PYTEST_ARGS)
 

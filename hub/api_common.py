@@ -6,6 +6,7 @@ import functools
 import hashlib
 import json
 import logging
+from datetime import UTC
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
@@ -113,8 +114,20 @@ class HubCursorPagination(CursorPagination):
         return cursor
 
 
+class UtcIsoDateTimeFilter(filters.IsoDateTimeFilter):
+    """An ISO 8601 instant, compared in UTC. Local zones of centuries past carry second-level offsets
+    (LMT) that PostgreSQL refuses, so a hostile ``0248-09-05T10:23`` must not reach it as one."""
+
+    def filter(self, qs, value):
+        if value is not None:
+            if value.year < 1900:
+                raise exceptions.ValidationError({self.field_name: ["Dates before 1900 are not accepted."]})
+            value = value.astimezone(UTC)
+        return super().filter(qs, value)
+
+
 class UpdatedSinceFilterSet(filters.FilterSet):
-    updated_since = filters.IsoDateTimeFilter(
+    updated_since = UtcIsoDateTimeFilter(
         field_name="updated_at",
         lookup_expr="gte",
         label="Only objects changed at or after this ISO 8601 time.",

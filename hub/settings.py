@@ -11,13 +11,16 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(environ.Env().str("HUB_VAR_DIR", default=str(BASE_DIR / "var")))
-VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 env = environ.Env()
 env_file = BASE_DIR / ".env"
-if env_file.exists():
+# The environment wins over .env; HUB_READ_DOT_ENV=false ignores the file (the tests of these very
+# settings use it, and so can a deployment that must not pick up a stray file).
+if env.bool("HUB_READ_DOT_ENV", default=True) and env_file.exists():
     environ.Env.read_env(str(env_file), overwrite=False)
+
+VAR_DIR = Path(env.str("HUB_VAR_DIR", default=str(BASE_DIR / "var")))
+VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 DEBUG = env.bool("DEBUG", default=False)
 
@@ -49,6 +52,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "django_filters",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_celery_beat",
     "hub",
     "invoicing",
@@ -185,6 +189,10 @@ SPECTACULAR_SETTINGS = {
     ),
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI served from our own static files: the docs work offline and behind firewalls.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "ENUM_NAME_OVERRIDES": {
@@ -224,11 +232,11 @@ CELERY_TASK_ROUTES = {
 }
 CELERY_BEAT_SCHEDULE = {
     "hub.dispatch_pending_events": {"task": "hub.dispatch_pending_events", "schedule": 30.0},
+    "hub.purge_idempotency_records": {"task": "hub.purge_idempotency_records", "schedule": 3600.0},
 }
 
 # --- The hub --------------------------------------------------------------------------------------
 HUB_DEFAULT_PHONE_REGION = env.str("HUB_DEFAULT_PHONE_REGION", default="RU")
-HUB_DEFAULT_CURRENCY = env.str("HUB_DEFAULT_CURRENCY", default="RUB")
 HUB_EVENT_MAX_ATTEMPTS = env.int("HUB_EVENT_MAX_ATTEMPTS", default=8)
 HUB_IDEMPOTENCY_TTL_HOURS = env.int("HUB_IDEMPOTENCY_TTL_HOURS", default=24)
 

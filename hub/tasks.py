@@ -20,3 +20,18 @@ def dispatch_pending_events() -> int:
     for event_id in ids:
         event_dispatch(event_id)
     return len(ids)
+
+
+@shared_task(name="hub.purge_idempotency_records")
+def purge_idempotency_records() -> int:
+    """Forget Idempotency-Key responses older than HUB_IDEMPOTENCY_TTL_HOURS."""
+    from datetime import timedelta
+
+    from django.conf import settings
+    from django.utils import timezone
+
+    from .models import IdempotencyRecord
+
+    cutoff = timezone.now() - timedelta(hours=settings.HUB_IDEMPOTENCY_TTL_HOURS)
+    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=cutoff).delete()
+    return deleted

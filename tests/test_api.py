@@ -401,3 +401,27 @@ def test_compiled_output_matches_drf_rendering(company, pipeline):
         fast = serializer(obj).data
         slow = drf.ModelSerializer.to_representation(serializer(obj), obj)
         assert dict(fast) == dict(slow)
+
+
+def test_ancient_updated_since_is_a_400_not_a_database_error(api):
+    error = assert_error_shape(
+        api.get("/api/v1/payments/", {"updated_since": "0248-09-05T10:23:40.823Z"}), 400
+    )
+    assert "updated_at" in error["fields"]
+
+
+def test_front_door_and_offline_docs(client):
+    assert client.get("/")["Location"] == "/admin/"
+    docs = client.get("/api/docs/").content.decode()
+    assert "cdn.jsdelivr" not in docs and "swagger-ui" in docs
+
+
+def test_old_idempotency_records_are_purged(api, settings):
+    from hub.models import IdempotencyRecord
+    from hub.tasks import purge_idempotency_records
+
+    api.post("/api/v1/clients/", {"name": "A"}, format="json", HTTP_IDEMPOTENCY_KEY="old")
+    IdempotencyRecord.objects.update(
+        created_at=timezone.now() - dt.timedelta(hours=settings.HUB_IDEMPOTENCY_TTL_HOURS + 1)
+    )
+    assert purge_idempotency_records() == 1

@@ -20,7 +20,7 @@ def _start(env_overrides: dict[str, str], tmp_path) -> subprocess.CompletedProce
         for k, v in os.environ.items()
         if k not in {"SECRET_KEY", "ALLOWED_HOSTS", "DEBUG", "DATABASE_URL"}
     }
-    env.update({"HUB_VAR_DIR": str(tmp_path), **env_overrides})
+    env.update({"HUB_VAR_DIR": str(tmp_path), "HUB_READ_DOT_ENV": "false", **env_overrides})
     return subprocess.run(
         [
             sys.executable,
