@@ -50,3 +50,28 @@ def read_api(read_key):
 @pytest.fixture
 def anon_api():
     return APIClient()
+
+
+@pytest.fixture
+def issue_invoice(company):
+    """Issue an invoice for ``client``: ``quantity`` × 1,000.00 + 22 % VAT (1 → 1,220.00)."""
+    import datetime as dt
+    from decimal import Decimal
+
+    from invoicing.services import invoice_create_draft, invoice_issue
+
+    def make(client, quantity=1, *, issue_date=dt.date(2026, 1, 14), prefix=""):
+        draft = invoice_create_draft(
+            client=client,
+            lines=[
+                {
+                    "description": "Насос",
+                    "quantity": Decimal(quantity),
+                    "unit_price": Decimal("1000.00"),
+                    "vat_rate": Decimal("22"),
+                }
+            ],
+        )
+        return invoice_issue(invoice=draft, issue_date=issue_date, prefix=prefix)
+
+    return make
