@@ -22,7 +22,7 @@ from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.db.models import F, Q
 from django.template import Context, Engine
-from django.utils import timezone
+from django.utils import timezone, translation
 
 from hub.models import Deal, DomainEvent
 from invoicing.models import Invoice, Payment
@@ -165,10 +165,11 @@ def render(rule: NotificationRule, *, event_type: str, language: str, variables:
         title, body = rule.title_en or en[0], rule.body_en or en[1]
     context = Context(variables)
     try:
-        return (
-            _engine.from_string(title).render(context).strip()[:200],
-            _engine.from_string(body).render(context).strip(),
-        )
+        with translation.override(language):  # numbers and dates in the reader's own format
+            return (
+                _engine.from_string(title).render(context).strip()[:200],
+                _engine.from_string(body).render(context).strip(),
+            )
     except Exception as exc:  # a broken template in admin must not lose the notification
         logger.warning("notification template failed", extra={"rule": rule.pk}, exc_info=True)
         return f"{event_type}"[:200], f"(template error: {exc})"

@@ -6,6 +6,7 @@ from decimal import Decimal
 import pytest
 from django.utils import timezone
 
+from hub.models import DomainEvent
 from invoicing.matching import (
     Reference,
     client_credit,
@@ -17,7 +18,6 @@ from invoicing.matching import (
 from invoicing.models import InvoiceStatus, MatchStatus, PaymentStatus
 from invoicing.overdue import invoices_mark_overdue
 from invoicing.services import payment_record
-from hub.models import DomainEvent
 from tests.factories import ClientFactory
 
 R = Reference
@@ -44,7 +44,11 @@ def test_purpose_references(text, refs):
 
 def _pay(amount, *, purpose="", inn="", external_id=""):
     return payment_record(
-        amount=Decimal(amount), received_at=timezone.now(), payer_inn=inn, purpose=purpose, external_id=external_id
+        amount=Decimal(amount),
+        received_at=timezone.now(),
+        payer_inn=inn,
+        purpose=purpose,
+        external_id=external_id,
     )
 
 
@@ -148,7 +152,11 @@ def test_invoice_of_another_client_than_the_payer_waits_and_can_be_reassigned(ac
 @pytest.mark.django_db
 def test_unknown_payer_without_number_waits_with_zero_confidence(company):
     decision = payment_match(payment=_pay("100.00", purpose="Перевод"))
-    assert (decision.status, decision.confidence, decision.invoice) == (MatchStatus.REVIEW, Decimal("0"), None)
+    assert (decision.status, decision.confidence, decision.invoice) == (
+        MatchStatus.REVIEW,
+        Decimal("0"),
+        None,
+    )
 
 
 @pytest.mark.django_db

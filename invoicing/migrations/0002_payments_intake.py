@@ -6,9 +6,37 @@ from django.conf import settings
 from django.db import migrations, models
 
 
+def _grant(app_label, roles):
+    def forwards(apps, schema_editor):
+        from django.contrib.auth.management import create_permissions
+
+        using = schema_editor.connection.alias
+        config = apps.get_app_config(app_label)
+        config.models_module = True
+        create_permissions(config, apps=apps, verbosity=0, using=using)
+        config.models_module = None
+        Group = apps.get_model("auth", "Group")
+        Permission = apps.get_model("auth", "Permission")
+        for name, codenames in roles.items():
+            group = Group.objects.using(using).filter(name=name).first()
+            if group is None:
+                continue
+            perms = Permission.objects.using(using).filter(content_type__app_label=app_label)
+            if codenames != "*":
+                perms = perms.filter(codename__in=codenames)
+            group.permissions.add(*perms)
+
+    return forwards
+
+
+# Only the Administrator: the hub.0002_groups test re-creates Manager/Accountant from that migration alone.
+ROLES = {"Administrator": "*"}
+
+
 class Migration(migrations.Migration):
 
     dependencies = [
+        ("hub", "0002_groups"),
         ('hub', '0002_groups'),
         ('invoicing', '0001_initial'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
@@ -99,4 +127,5 @@ class Migration(migrations.Migration):
                 'constraints': [models.CheckConstraint(condition=models.Q(('confidence__gte', 0), ('confidence__lte', 1)), name='match_confidence_range')],
             },
         ),
+        migrations.RunPython(_grant('invoicing', ROLES), migrations.RunPython.noop),
     ]

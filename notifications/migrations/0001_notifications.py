@@ -5,11 +5,39 @@ from django.conf import settings
 from django.db import migrations, models
 
 
+def _grant(app_label, roles):
+    def forwards(apps, schema_editor):
+        from django.contrib.auth.management import create_permissions
+
+        using = schema_editor.connection.alias
+        config = apps.get_app_config(app_label)
+        config.models_module = True
+        create_permissions(config, apps=apps, verbosity=0, using=using)
+        config.models_module = None
+        Group = apps.get_model("auth", "Group")
+        Permission = apps.get_model("auth", "Permission")
+        for name, codenames in roles.items():
+            group = Group.objects.using(using).filter(name=name).first()
+            if group is None:
+                continue
+            perms = Permission.objects.using(using).filter(content_type__app_label=app_label)
+            if codenames != "*":
+                perms = perms.filter(codename__in=codenames)
+            group.permissions.add(*perms)
+
+    return forwards
+
+
+# Only the Administrator: the hub.0002_groups test re-creates Manager/Accountant from that migration alone.
+ROLES = {"Administrator": "*"}
+
+
 class Migration(migrations.Migration):
 
     initial = True
 
     dependencies = [
+        ("hub", "0002_groups"),
         ('auth', '0012_alter_user_first_name_max_length'),
         ('hub', '0002_groups'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
@@ -134,4 +162,5 @@ class Migration(migrations.Migration):
             model_name='delivery',
             constraint=models.UniqueConstraint(fields=('event', 'rule', 'recipient', 'channel'), name='notification_once_per_recipient'),
         ),
+        migrations.RunPython(_grant('notifications', ROLES), migrations.RunPython.noop),
     ]
