@@ -253,7 +253,7 @@ def payment_match(*, payment: Payment, actor=None, origin: str = "matching") -> 
     Returns ``None`` when the payment is already allocated by hand or has a decision (idempotent).
     """
     with transaction.atomic():
-        payment = Payment.objects.select_for_update().select_related("client").get(pk=payment.pk)
+        payment = Payment.objects.select_for_update().get(pk=payment.pk)
         if (
             payment.status != PaymentStatus.UNALLOCATED
             or MatchDecision.objects.filter(payment=payment).exists()
