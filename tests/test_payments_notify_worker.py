@@ -51,6 +51,7 @@ def test_payment_is_allocated_and_notified_once(worker, company, manager, issue_
         or "оплачен" in Notification.objects.get(user=manager).title
     )
     _, path, headers, body = local_http.requests[0]
+    assert path == "/hook"
     signature_verify(body=body, header=headers["X-Hub-Signature"], secrets=["s3cret"])
     assert json.loads(body)["data"]["number"] == invoice.number
     # when the invoice.paid event is dispatched twice more
