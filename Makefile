@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install lint format bench-api clean
+.PHONY: run test install lint format bench-api bench-notify clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,3 +39,15 @@ run: $(STAMP)
 # PostgreSQL, 100,000 clients, 2 gunicorn workers, wrk on loopback. See scripts/bench_api.sh.
 bench-api: $(STAMP)
 	bash scripts/bench_api.sh
+
+# PostgreSQL + Redis, a real Celery worker: 200 payments ► matched ► in-app + signed webhook. See scripts/bench_notify.py.
+BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/hub_bench_notify
+BENCH_BROKER_URL   ?= redis://127.0.0.1:6379/6
+bench-notify: $(STAMP)
+	pg_isready -h 127.0.0.1 -q || pg_ctlcluster 15 main start
+	redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 || redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save ""
+	psql -h 127.0.0.1 -U postgres -tc "SELECT 1 FROM pg_database WHERE datname='$(notdir $(BENCH_DATABASE_URL))'" | grep -q 1 \
+		|| createdb -h 127.0.0.1 -U postgres $(notdir $(BENCH_DATABASE_URL))
+	SECRET_KEY=$${SECRET_KEY:-bench-only-secret} ALLOWED_HOSTS=localhost STATIC_MANIFEST=false \
+	DATABASE_URL=$(BENCH_DATABASE_URL) CELERY_BROKER_URL=$(BENCH_BROKER_URL) LOG_FORMAT=plain \
+		$(BIN)/python scripts/bench_notify.py

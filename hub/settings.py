@@ -8,6 +8,7 @@ With ``DEBUG`` off, a missing ``SECRET_KEY`` or ``ALLOWED_HOSTS`` stops the proc
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -233,12 +234,34 @@ CELERY_TASK_ROUTES = {
 CELERY_BEAT_SCHEDULE = {
     "hub.dispatch_pending_events": {"task": "hub.dispatch_pending_events", "schedule": 30.0},
     "hub.purge_idempotency_records": {"task": "hub.purge_idempotency_records", "schedule": 3600.0},
+    "invoicing.find_overdue_invoices": {
+        "task": "invoicing.find_overdue_invoices",
+        "schedule": crontab(hour=6, minute=0),
+    },
+    "notifications.send_due": {"task": "notifications.send_due", "schedule": 60.0},
 }
 
 # --- The hub --------------------------------------------------------------------------------------
 HUB_DEFAULT_PHONE_REGION = env.str("HUB_DEFAULT_PHONE_REGION", default="RU")
 HUB_EVENT_MAX_ATTEMPTS = env.int("HUB_EVENT_MAX_ATTEMPTS", default=8)
 HUB_IDEMPOTENCY_TTL_HOURS = env.int("HUB_IDEMPOTENCY_TTL_HOURS", default=24)
+# Payment matching: a decision at or above this confidence is applied without a person.
+HUB_MATCH_AUTO_THRESHOLD = env.float("HUB_MATCH_AUTO_THRESHOLD", default=0.75)
+HUB_GATEWAY_TIMEOUT = env.float("HUB_GATEWAY_TIMEOUT", default=10.0)
+# YooKassa: notifications are verified by re-reading the payment from this API with Basic shopId:secretKey.
+YOOKASSA_API_BASE = env.str("YOOKASSA_API_BASE", default="https://api.yookassa.ru")
+YOOKASSA_SHOP_ID = env.str("YOOKASSA_SHOP_ID", default="")
+YOOKASSA_SECRET_KEY = env.str("YOOKASSA_SECRET_KEY", default="")
+# Stripe: the endpoint's signing secret (and the previous one while rotating).
+STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
+STRIPE_WEBHOOK_SECRET_PREVIOUS = env.str("STRIPE_WEBHOOK_SECRET_PREVIOUS", default="")
+
+# --- Notifications --------------------------------------------------------------------------------
+TELEGRAM_API_BASE = env.str("TELEGRAM_API_BASE", default="https://api.telegram.org")
+TELEGRAM_BOT_TOKEN = env.str("TELEGRAM_BOT_TOKEN", default="")
+NOTIFY_MAX_ATTEMPTS = env.int("NOTIFY_MAX_ATTEMPTS", default=6)
+NOTIFY_RETRY_BASE_SECONDS = env.float("NOTIFY_RETRY_BASE_SECONDS", default=10.0)
+NOTIFY_HTTP_TIMEOUT = env.float("NOTIFY_HTTP_TIMEOUT", default=10.0)
 
 # --- Logging: one JSON object per line, with the request id ----------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

@@ -5,6 +5,8 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
 from invoicing.api import InvoiceViewSet, PaymentViewSet
+from invoicing.intake_api import BankStatementUpload, MatchDecisionViewSet, stripe_webhook, yookassa_webhook
+from notifications.api import NotificationViewSet
 
 from . import views
 from .api import ClientViewSet, ContactViewSet, DealViewSet, PipelineViewSet, ProductViewSet, StageViewSet
@@ -19,13 +21,18 @@ router.register("stages", StageViewSet, basename="stage")
 router.register("deals", DealViewSet, basename="deal")
 router.register("invoices", InvoiceViewSet, basename="invoice")
 router.register("payments", PaymentViewSet, basename="payment")
+router.register("payment-matches", MatchDecisionViewSet, basename="payment-match")
+router.register("notifications", NotificationViewSet, basename="notification")
 
 urlpatterns = [
     # Until the manager UI lands, the front door is the admin.
     path("", RedirectView.as_view(url="/admin/", permanent=False)),
     path("admin/", admin.site.urls),
     path("healthz", views.healthz, name="healthz"),
+    path("api/v1/bank-statements/", BankStatementUpload.as_view(), name="bank-statements"),
     path("api/v1/", include(router.urls)),
+    path("webhooks/yookassa/", yookassa_webhook, name="webhook-yookassa"),
+    path("webhooks/stripe/", stripe_webhook, name="webhook-stripe"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

@@ -321,3 +321,151 @@ class NumberSequenceAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+# --- payment intake (issue 6): statement imports, the review queue, gateway notifications ------------
+
+from .bank_statements import bank_statement_import  # noqa: E402
+from .matching import match_confirm, match_reassign  # noqa: E402
+from .models import BankStatementImport, GatewayEvent, MatchDecision, MatchStatus, OverdueNotice  # noqa: E402
+
+
+class StatementUploadForm(forms.ModelForm):
+    file = forms.FileField(help_text=_("1CClientBankExchange, versions 1.02/1.03, Windows-1251 or UTF-8"))
+    only_valid = forms.BooleanField(
+        required=False, help_text=_("Import the valid documents of a file with broken lines; list the rest.")
+    )
+
+    class Meta:
+        model = BankStatementImport
+        fields = []
+
+
+@admin.register(BankStatementImport)
+class BankStatementImportAdmin(admin.ModelAdmin):
+    """Upload a statement on the add page; every import stays as a read-only row with its counts."""
+
+    list_display = [
+        "id",
+        "file_name",
+        "status",
+        "period_start",
+        "period_end",
+        "imported",
+        "duplicates",
+        "matched",
+        "waiting_review",
+        "created_at",
+    ]
+    list_filter = ["status"]
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            kwargs["form"] = StatementUploadForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields] if obj else []
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        upload = form.cleaned_data["file"]
+        log = bank_statement_import(
+            data=upload.read(10 * 1024 * 1024 + 1),
+            file_name=upload.name,
+            only_valid=form.cleaned_data.get("only_valid", False),
+            actor=request.user,
+            origin="admin",
+        )
+        obj.pk = log.pk
+        obj.refresh_from_db()
+        level = messages.ERROR if log.status == "refused" else messages.SUCCESS
+        self.message_user(
+            request,
+            f"{log.get_status_display()}: imported {log.imported}, duplicates {log.duplicates}, matched "
+            f"{log.matched}, waiting for review {log.waiting_review}, errors {len(log.errors)}"
+            + (f" — {'; '.join(log.errors[:5])}" if log.errors else ""),
+            level,
+        )
+
+    def log_addition(self, request, obj, message):
+        return None
+
+
+@admin.register(MatchDecision)
+class MatchDecisionAdmin(ViewOnlyAdmin):
+    """The review queue: filter by «Waiting for review»; confirm in one click or reassign on the row."""
+
+    list_display = ["id", "payment", "invoice", "confidence", "status", "reason"]
+    list_filter = ["status"]
+    list_select_related = ["payment", "invoice"]
+    actions = ["confirm_selected"]
+
+    @admin.action(description=_("Confirm the suggested invoice"))
+    def confirm_selected(self, request, queryset):
+        done = 0
+        for decision in queryset.filter(status=MatchStatus.REVIEW):
+            try:
+                match_confirm(decision=decision, actor=request.user, origin="admin")
+                done += 1
+            except ApplicationError as exc:
+                self.message_user(request, f"#{decision.pk}: {exc.message}", messages.ERROR)
+        self.message_user(request, f"Confirmed {done}.", messages.SUCCESS)
+
+    def has_change_permission(self, request, obj=None):
+        return (
+            obj is not None
+            and obj.status == MatchStatus.REVIEW
+            and request.user.has_perm("invoicing.change_matchdecision")
+        )
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    def get_form(self, request, obj=None, **kwargs):
+        class Form(forms.ModelForm):
+            reassign_to = forms.ModelChoiceField(
+                queryset=Invoice.objects.filter(status__in=["issued", "sent", "partially_paid"]),
+                required=False,
+                help_text=_("Leave empty to confirm the suggestion."),
+            )
+
+            class Meta:
+                model = MatchDecision
+                fields = []
+
+        kwargs["form"] = Form
+        kwargs["fields"] = ["reassign_to"]
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fieldsets(self, request, obj=None):
+        fields = self.get_readonly_fields(request, obj)
+        if self.has_change_permission(request, obj):
+            fields = [*fields, "reassign_to"]
+        return [(None, {"fields": fields})]
+
+    def save_model(self, request, obj, form, change):
+        target = form.cleaned_data.get("reassign_to")
+        try:
+            if target is not None:
+                match_reassign(decision=obj, invoice=target, actor=request.user, origin="admin")
+            else:
+                match_confirm(decision=obj, actor=request.user, origin="admin")
+        except ApplicationError as exc:
+            self.message_user(request, exc.message, messages.ERROR)
+
+
+@admin.register(GatewayEvent)
+class GatewayEventAdmin(ViewOnlyAdmin):
+    list_display = ["id", "gateway", "event_type", "external_id", "status", "reason", "received_at"]
+    list_filter = ["gateway", "status"]
+
+
+@admin.register(OverdueNotice)
+class OverdueNoticeAdmin(ViewOnlyAdmin):
+    list_display = ["invoice", "due_date", "found_at"]

@@ -306,3 +306,159 @@ class PaymentAllocation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.amount} → {self.invoice}"
+
+
+# --- payment intake: bank statements, matching decisions, gateway notifications ---------------------
+
+
+class StatementImportStatus(models.TextChoices):
+    IMPORTED = "imported", _("Imported")
+    PARTIAL = "partial", _("Imported the valid documents only")
+    REFUSED = "refused", _("Refused")
+
+
+class BankStatementImport(models.Model):
+    """One upload of a 1CClientBankExchange file: what came in, what was created, what was refused."""
+
+    file_name = models.CharField(_("file name"), max_length=255, blank=True)
+    file_sha256 = models.CharField(_("file SHA-256"), max_length=64, db_index=True)
+    file_size = models.PositiveIntegerField(_("size, bytes"), default=0)
+    format_version = models.CharField(_("format version"), max_length=10, blank=True)
+    encoding = models.CharField(_("encoding"), max_length=20, blank=True)
+    period_start = models.DateField(_("period start"), null=True, blank=True)
+    period_end = models.DateField(_("period end"), null=True, blank=True)
+    status = models.CharField(_("status"), max_length=10, choices=StatementImportStatus)
+    documents = models.PositiveIntegerField(_("documents in the file"), default=0)
+    imported = models.PositiveIntegerField(_("payments created"), default=0)
+    duplicates = models.PositiveIntegerField(_("already recorded"), default=0)
+    skipped = models.PositiveIntegerField(_("not incoming to our accounts"), default=0)
+    matched = models.PositiveIntegerField(_("matched automatically"), default=0)
+    waiting_review = models.PositiveIntegerField(_("waiting for review"), default=0)
+    errors = models.JSONField(_("errors"), default=list, blank=True)
+    created_at = models.DateTimeField(_("uploaded at"), auto_now_add=True, db_index=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("uploaded by"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name = _("bank statement import")
+        verbose_name_plural = _("bank statement imports")
+
+    def __str__(self) -> str:
+        return (
+            f"{self.file_name or 'statement'} ({self.created_at:%Y-%m-%d %H:%M})" if self.created_at else "-"
+        )
+
+
+class MatchStatus(models.TextChoices):
+    APPLIED = "applied", _("Applied automatically")
+    REVIEW = "review", _("Waiting for review")
+    CONFIRMED = "confirmed", _("Confirmed by a person")
+    REASSIGNED = "reassigned", _("Reassigned by a person")
+    DISMISSED = "dismissed", _("Dismissed")
+
+
+class MatchDecision(models.Model):
+    """Why a payment was (or was not) applied to an invoice: one decision per payment."""
+
+    payment = models.OneToOneField(
+        Payment, verbose_name=_("payment"), on_delete=models.CASCADE, related_name="match_decision"
+    )
+    invoice = models.ForeignKey(
+        Invoice,
+        verbose_name=_("suggested invoice"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="match_decisions",
+    )
+    client = models.ForeignKey(
+        Client,
+        verbose_name=_("client"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    confidence = models.DecimalField(_("confidence"), max_digits=4, decimal_places=2, default=Decimal("0"))
+    reason = models.TextField(_("reason"))
+    status = models.CharField(_("status"), max_length=12, choices=MatchStatus)
+    candidates = models.JSONField(_("other candidates"), default=list, blank=True)
+    created_at = models.DateTimeField(_("decided at"), auto_now_add=True)
+    resolved_at = models.DateTimeField(_("resolved at"), null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("resolved by"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name = _("payment match")
+        verbose_name_plural = _("payment matches (review queue)")
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(confidence__gte=0) & Q(confidence__lte=1), name="match_confidence_range"
+            ),
+        ]
+        indexes = [models.Index(fields=["status", "-id"], name="match_status_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.payment} → {self.invoice or '?'} ({self.confidence})"
+
+
+class GatewayEventStatus(models.TextChoices):
+    ACCEPTED = "accepted", _("Accepted")
+    DUPLICATE = "duplicate", _("Already processed")
+    IGNORED = "ignored", _("Ignored event type")
+    REFUSED = "refused", _("Refused")
+
+
+class GatewayEvent(models.Model):
+    """Every notification a payment gateway sent us, accepted or refused, with the reason."""
+
+    gateway = models.CharField(_("gateway"), max_length=12)
+    event_type = models.CharField(_("event type"), max_length=64, blank=True)
+    external_id = models.CharField(_("gateway object id"), max_length=255, blank=True)
+    status = models.CharField(_("status"), max_length=10, choices=GatewayEventStatus)
+    reason = models.TextField(_("reason"), blank=True)
+    remote_addr = models.CharField(_("sender address"), max_length=64, blank=True)
+    body = models.TextField(_("raw body"), blank=True)
+    payment = models.ForeignKey(
+        Payment, verbose_name=_("payment"), on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    received_at = models.DateTimeField(_("received at"), auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name = _("gateway notification")
+        verbose_name_plural = _("gateway notifications")
+
+    def __str__(self) -> str:
+        return f"{self.gateway} {self.event_type} {self.status}"
+
+
+class OverdueNotice(models.Model):
+    """An invoice found overdue: one row, so ``invoice.overdue`` is emitted once per invoice."""
+
+    invoice = models.OneToOneField(
+        Invoice, verbose_name=_("invoice"), on_delete=models.CASCADE, related_name="overdue_notice"
+    )
+    due_date = models.DateField(_("due date"))
+    found_at = models.DateTimeField(_("found at"), auto_now_add=True)
+
+    class Meta:
+        verbose_name = _("overdue notice")
+        verbose_name_plural = _("overdue notices")
+
+    def __str__(self) -> str:
+        return f"{self.invoice} overdue since {self.due_date}"

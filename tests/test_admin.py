@@ -94,6 +94,18 @@ def hub_data(company, pipeline, superuser):
         principal="key:1", key="k-1", method="POST", path="/api/v1/clients/", fingerprint="f" * 64
     )
     EventDelivery.objects.create(event=DomainEvent.objects.first(), handler="test.handler", status="failed")
+    # payment intake (issue 6): a statement import, a decision waiting for review, a gateway notification
+    from invoicing.bank_statements import bank_statement_import
+    from invoicing.matching import payment_match
+    from invoicing.models import GatewayEvent
+    from invoicing.overdue import invoices_mark_overdue
+
+    bank_statement_import(
+        data="1CClientBankExchange\nВерсияФормата=1.03\nКонецФайла\n".encode(), file_name="empty.txt"
+    )
+    payment_match(payment=payment_record(amount=Decimal("5.00"), received_at=timezone.now(), purpose="?"))
+    GatewayEvent.objects.create(gateway="stripe", status="refused", reason="forged")
+    invoices_mark_overdue(today=issued.due_date + dt.timedelta(days=1))
     return SimpleNamespace(
         client=client,
         deal=deal,
