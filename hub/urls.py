@@ -3,7 +3,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from invoicing.api import InvoiceViewSet, PaymentViewSet
+from invoicing.api import DealIssueInvoiceView, InvoiceViewSet, PaymentViewSet
 
 from . import views
 from .api import ClientViewSet, ContactViewSet, DealViewSet, PipelineViewSet, ProductViewSet, StageViewSet
@@ -22,6 +22,7 @@ router.register("payments", PaymentViewSet, basename="payment")
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", views.healthz, name="healthz"),
+    path("api/v1/deals/<int:pk>/issue-invoice/", DealIssueInvoiceView.as_view(), name="deal-issue-invoice"),
     path("api/v1/", include(router.urls)),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

@@ -21,7 +21,7 @@ from django.utils import timezone
 from hub.api_auth import apikey_create
 from hub.models import ApiKey, Client, Deal, DomainEvent, EventDelivery, IdempotencyRecord
 from hub.services import client_create, deal_create
-from invoicing.models import Invoice, InvoiceStatus, Payment
+from invoicing.models import Invoice, InvoiceDelivery, InvoiceStatus, InvoiceTrigger, Payment
 from invoicing.services import invoice_create_draft, invoice_issue, payment_record
 from tests.factories import (
     ChannelFactory,
@@ -94,6 +94,8 @@ def hub_data(company, pipeline, superuser):
         principal="key:1", key="k-1", method="POST", path="/api/v1/clients/", fingerprint="f" * 64
     )
     EventDelivery.objects.create(event=DomainEvent.objects.first(), handler="test.handler", status="failed")
+    InvoiceTrigger.objects.create(name="Won: invoice", stage=deal.pipeline.stages.get(code="won"))
+    InvoiceDelivery.objects.create(invoice=issued, to=client.email, subject="Счёт")
     return SimpleNamespace(
         client=client,
         deal=deal,
@@ -481,6 +483,9 @@ def test_groups_migration_is_idempotent_and_reversible():
     migration = importlib.import_module("hub.migrations.0002_groups")
     state_apps = MigrationExecutor(connection).loader.project_state(("hub", "0002_groups")).apps
     schema_editor = SimpleNamespace(connection=connection)
+    # (later migrations, e.g. invoicing's, grant their own models' rights: start from this one alone)
+    migration.remove_groups(state_apps, schema_editor)
+    migration.create_groups(state_apps, schema_editor)
     before = {name: perms_of(name) for name in migration.GROUPS}
     # when it runs again, then nothing changes
     migration.create_groups(state_apps, schema_editor)
