@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install lint format bench-api clean
+.PHONY: run test install lint format bench-api bench-pdf clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,3 +39,8 @@ run: $(STAMP)
 # PostgreSQL, 100,000 clients, 2 gunicorn workers, wrk on loopback. See scripts/bench_api.sh.
 bench-api: $(STAMP)
 	bash scripts/bench_api.sh
+
+# Median ms per one-page and five-page invoice after warm-up, and 1,000 invoices over 2 processes.
+bench-pdf: $(STAMP)
+	SECRET_KEY=$${SECRET_KEY:-bench-only} ALLOWED_HOSTS=$${ALLOWED_HOSTS:-localhost} STATIC_MANIFEST=false \
+		$(BIN)/python scripts/bench_pdf.py
