@@ -762,7 +762,17 @@ def _seed_clients(w: _World, counts: dict[str, int]) -> list[Client]:
     return clients
 
 
-def _deal_lines(w: _World, vat_mode: str) -> list[DealLine]:
+RU_VAT_22_FROM = dt.date(2026, 1, 1)  # Federal Law 425-FZ; 20 % before
+
+
+def _vat_on(rate: Decimal, day: dt.date) -> Decimal:
+    """The standard Russian rate in force on ``day``: deals of 2025 carry 20 %, not today's 22 %."""
+    if rate == Decimal("22") and day < RU_VAT_22_FROM:
+        return Decimal("20.00")
+    return rate
+
+
+def _deal_lines(w: _World, vat_mode: str, day: dt.date) -> list[DealLine]:
     rng = w.rng
     lines = []
     for pos, product in enumerate(
@@ -770,11 +780,12 @@ def _deal_lines(w: _World, vat_mode: str) -> list[DealLine]:
     ):
         quantity = _quantity(rng, PROFILES[product.sku]).quantize(Decimal("0.001"))
         discount = Decimal(rng.choice((5, 10, 15, 20)) if rng.random() < 0.25 else 0).quantize(CENT)
+        vat_rate = _vat_on(product.vat_rate, day)
         totals = line_totals(
             quantity=quantity,
             unit_price=product.price,
             discount_pct=discount,
-            vat_rate=product.vat_rate,
+            vat_rate=vat_rate,
             unit_cost=product.unit_cost,
             vat_mode=vat_mode,
         )
@@ -787,7 +798,7 @@ def _deal_lines(w: _World, vat_mode: str) -> list[DealLine]:
                 quantity=quantity,
                 unit_price=product.price,
                 discount_pct=discount,
-                vat_rate=product.vat_rate,
+                vat_rate=vat_rate,
                 unit_cost=product.unit_cost,
                 amount_net=totals.amount_net,
                 vat_amount=totals.vat_amount,
@@ -855,7 +866,7 @@ def _seed_deals(
             stage = w.stages["won" if status == DealStatus.WON else "lost"]
         channel = client.channel if first_deal or rng.random() < 0.85 else w.pick_channel()
         vat_mode = client.vat_mode or w.company.vat_mode
-        lines = _deal_lines(w, vat_mode)
+        lines = _deal_lines(w, vat_mode, (closed_at or created).date())
         totals = document_totals(lines)
         topic = TOPICS[max(lines, key=lambda ln: ln.amount_total).product.sku][
             0 if client.country in ("RU", "KZ") else 1
@@ -919,6 +930,8 @@ def _plan_invoices(
             issued_at = deal.won_at + dt.timedelta(
                 minutes=rng.randint(15, 300)
             )  # the same evening at the latest
+        if timezone.localtime(issued_at, clock.tz).year != won_day.year:
+            issued_at = deal.won_at  # never across New Year: the lines carry the rate of the won day
         invoice = Invoice(
             company=w.company,
             client=deal.client,

@@ -4,7 +4,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.routers import DefaultRouter
 
-from invoicing.api import InvoiceViewSet, PaymentViewSet
+from invoicing.api import DealIssueInvoiceView, InvoiceViewSet, PaymentViewSet
 from invoicing.intake_api import BankStatementUpload, MatchDecisionViewSet, stripe_webhook, yookassa_webhook
 from notifications.api import NotificationViewSet
 
@@ -30,6 +30,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", views.healthz, name="healthz"),
     path("api/v1/bank-statements/", BankStatementUpload.as_view(), name="bank-statements"),
+    path("api/v1/deals/<int:pk>/issue-invoice/", DealIssueInvoiceView.as_view(), name="deal-issue-invoice"),
     path("api/v1/", include(router.urls)),
     path("webhooks/yookassa/", yookassa_webhook, name="webhook-yookassa"),
     path("webhooks/stripe/", stripe_webhook, name="webhook-stripe"),

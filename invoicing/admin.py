@@ -28,17 +28,25 @@ from hub.errors import ApplicationError
 
 from .models import (
     Invoice,
+    InvoiceDelivery,
     InvoiceLine,
     InvoiceStatus,
+    InvoiceTemplate,
+    InvoiceTrigger,
     NumberSequence,
     Payment,
     PaymentAllocation,
+    VatRate,
 )
 from .services import (
     DRAFT_FIELDS,
     invoice_create_draft,
+    invoice_credit_note_create,
     invoice_issue,
+    invoice_send,
+    invoice_template_verify,
     invoice_update_draft,
+    invoice_void,
     payment_allocate,
     payment_record,
 )
@@ -139,7 +147,7 @@ class InvoiceAdmin(ServiceAdminMixin, admin.ModelAdmin):
         ),
     )
     inlines = (InvoiceLineInline, InvoiceAllocationInline)
-    actions = ("issue_selected",)
+    actions = ("issue_selected", "send_selected", "void_selected", "credit_note_selected")
 
     def has_change_permission(self, request, obj=None):
         # An issued invoice is immutable: corrections are a void or a credit note.
@@ -177,6 +185,32 @@ class InvoiceAdmin(ServiceAdminMixin, admin.ModelAdmin):
                 issued += 1
         if issued:
             self.message_user(request, ngettext("%d invoice issued.", "%d invoices issued.", issued) % issued)
+
+    def _each(self, request, queryset, service, done_message: str) -> None:
+        done = 0
+        for invoice in queryset.order_by("id"):
+            try:
+                service(invoice=invoice, actor=request.user, origin=ORIGIN)
+            except ApplicationError as exc:
+                self.message_user(request, f"{invoice}: {exc.message}", messages.ERROR)
+            else:
+                done += 1
+        if done:
+            self.message_user(request, done_message % done)
+
+    # Voiding, crediting and sending change an issued invoice's state through services, so these
+    # actions need only the view permission plus the matching model permission checked by Django.
+    @admin.action(description=_("E-mail selected invoices to their clients"), permissions=["view"])
+    def send_selected(self, request, queryset):
+        self._each(request, queryset, invoice_send, _("%d invoice(s) queued for e-mail."))
+
+    @admin.action(description=_("Void selected invoices"), permissions=["view"])
+    def void_selected(self, request, queryset):
+        self._each(request, queryset, invoice_void, _("%d invoice(s) voided."))
+
+    @admin.action(description=_("Issue a credit note for selected invoices"), permissions=["view"])
+    def credit_note_selected(self, request, queryset):
+        self._each(request, queryset, invoice_credit_note_create, _("%d credit note(s) issued."))
 
 
 @admin.register(InvoiceLine)
@@ -321,6 +355,79 @@ class NumberSequenceAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+# --- documents ------------------------------------------------------------------------------------------
+
+
+@admin.register(VatRate)
+class VatRateAdmin(admin.ModelAdmin):
+    """Rates are data with validity dates: a new rate is a new row, the old one gets an end date."""
+
+    list_display = ("country", "rate", "name", "valid_from", "valid_to")
+    list_filter = ("country",)
+    ordering = ("country", "-rate", "valid_from")
+
+
+class InvoiceTemplateForm(forms.ModelForm):
+    class Meta:
+        model = InvoiceTemplate
+        fields = (
+            "name",
+            "layout",
+            "is_default",
+            "html",
+            "css",
+            "logo",
+            "director_name",
+            "accountant_name",
+            "payment_terms",
+            "show_qr",
+        )
+
+    def clean(self):
+        cleaned = super().clean()
+        candidate = InvoiceTemplate(
+            **{k: v for k, v in cleaned.items() if k in {f.name for f in InvoiceTemplate._meta.fields}}
+        )
+        try:
+            invoice_template_verify(template=candidate)
+        except ApplicationError as exc:
+            field_map = {"template.html": "html", "template.css": "css", "template.logo": "logo"}
+            for name, messages_ in exc.fields.items():
+                self.add_error(field_map.get(name), messages_)
+            if not exc.fields:
+                raise forms.ValidationError(exc.message) from exc
+        return cleaned
+
+
+@admin.register(InvoiceTemplate)
+class InvoiceTemplateAdmin(admin.ModelAdmin):
+    """Saved only if a specimen invoice renders in the sandbox (no files, no network)."""
+
+    form = InvoiceTemplateForm
+    list_display = ("name", "layout", "is_default", "show_qr", "updated_at")
+    list_filter = ("layout", "is_default")
+    search_fields = ("name",)
+
+
+@admin.register(InvoiceTrigger)
+class InvoiceTriggerAdmin(admin.ModelAdmin):
+    list_display = ("name", "stage", "template", "prefix", "send_email", "is_active")
+    list_filter = ("is_active", "send_email")
+    list_select_related = ("stage__pipeline", "template")
+    search_fields = ("name", "stage__name")
+
+
+@admin.register(InvoiceDelivery)
+class InvoiceDeliveryAdmin(ViewOnlyAdmin):
+    """The e-mail log: one row per delivery, written by ``invoice_send``."""
+
+    list_display = ("invoice", "to", "status", "attempts", "created_at", "sent_at", "trigger")
+    list_filter = ("status",)
+    list_select_related = ("invoice", "trigger")
+    search_fields = ("invoice__number", "to")
+    date_hierarchy = "created_at"
 
 
 # --- payment intake (issue 6): statement imports, the review queue, gateway notifications ------------

@@ -6,5 +6,5 @@ class InvoicingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        # Handlers register themselves with the event registry on import.
-        from . import event_handlers  # noqa: F401
+        # Event handlers register themselves with the event registry on import.
+        from . import event_handlers, triggers  # noqa: F401

@@ -12,6 +12,7 @@ from hub.models import (
     Company,
     Deal,
     Product,
+    Stage,
     TimeStamped,
     VatMode,
     currency_validator,
@@ -55,6 +56,81 @@ class NumberSequence(models.Model):
         return f"{self.company} {self.prefix}{self.year}: {self.last_number}"
 
 
+class VatRate(TimeStamped):
+    """A VAT rate of a country with its validity dates: rates are data, never constants in code."""
+
+    country = models.CharField(_("country"), max_length=2, default="RU")
+    rate = rate_field(verbose_name=_("rate, %"))
+    name = models.CharField(_("name"), max_length=100, blank=True)
+    valid_from = models.DateField(_("valid from"), null=True, blank=True)
+    valid_to = models.DateField(_("valid to (inclusive)"), null=True, blank=True)
+
+    class Meta:
+        ordering = ["country", "-rate", "valid_from"]
+        verbose_name = _("VAT rate")
+        verbose_name_plural = _("VAT rates")
+        constraints = [
+            models.UniqueConstraint(fields=["country", "rate", "valid_from"], name="vatrate_unique_period"),
+            models.CheckConstraint(condition=Q(rate__gte=0) & Q(rate__lt=100), name="vatrate_range"),
+            models.CheckConstraint(
+                condition=Q(valid_from__isnull=True)
+                | Q(valid_to__isnull=True)
+                | Q(valid_to__gte=models.F("valid_from")),
+                name="vatrate_period_order",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        period = f"{self.valid_from or '…'} – {self.valid_to or '…'}"
+        return f"{self.country} {self.rate:g} % ({period})"
+
+
+class InvoiceLayout(models.TextChoices):
+    RU = "ru", _("Russian «Счёт на оплату»")
+    EN = "en", _("International (English)")
+
+
+class InvoiceTemplate(TimeStamped):
+    """The printed form of an invoice. Empty HTML/CSS use the built-in layout's files.
+
+    Edited HTML is a Django template rendered by a sandboxed engine (no template loaders: no
+    ``{% include %}``/``{% extends %}``), and WeasyPrint may fetch only the project's static files.
+    """
+
+    name = models.CharField(_("name"), max_length=100, unique=True)
+    layout = models.CharField(_("layout"), max_length=2, choices=InvoiceLayout, default=InvoiceLayout.RU)
+    html = models.TextField(
+        _("HTML (Django template)"), blank=True, help_text=_("Empty: the built-in layout.")
+    )
+    css = models.TextField(_("CSS"), blank=True, help_text=_("Empty: the built-in stylesheet."))
+    logo = models.CharField(
+        _("logo"),
+        max_length=255,
+        blank=True,
+        help_text=_("Path of an image among the project's static files, e.g. invoicing/logo.svg."),
+    )
+    director_name = models.CharField(_("director (signs)"), max_length=255, blank=True)
+    accountant_name = models.CharField(_("chief accountant (signs)"), max_length=255, blank=True)
+    payment_terms = models.CharField(_("note under the totals"), max_length=500, blank=True)
+    show_qr = models.BooleanField(_("payment QR code"), default=True)
+    is_default = models.BooleanField(_("default for its layout"), default=False)
+    # SHA-256 of the last html+css+logo that rendered cleanly in the sandbox.
+    verified_hash = models.CharField(max_length=64, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("invoice template")
+        verbose_name_plural = _("invoice templates")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["layout"], condition=Q(is_default=True), name="invoicetemplate_one_default"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
 class Invoice(TimeStamped):
     kind = models.CharField(_("kind"), max_length=12, choices=InvoiceKind, default=InvoiceKind.INVOICE)
     company = models.ForeignKey(
@@ -93,6 +169,27 @@ class Invoice(TimeStamped):
     sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
     paid_at = models.DateTimeField(_("paid at"), null=True, blank=True)
     voided_at = models.DateTimeField(_("voided at"), null=True, blank=True)
+    void_reason = models.CharField(_("void reason"), max_length=255, blank=True)
+    template = models.ForeignKey(
+        InvoiceTemplate,
+        verbose_name=_("template"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="invoices",
+    )
+    trigger = models.ForeignKey(
+        "InvoiceTrigger",
+        verbose_name=_("issued by trigger"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="invoices",
+    )
+    # The rendered PDF, cached: ``pdf_key`` is the SHA-256 of the HTML it was laid out from.
+    pdf = models.BinaryField(null=True, blank=True, editable=False)
+    pdf_key = models.CharField(max_length=64, blank=True, editable=False)
+    pdf_rendered_at = models.DateTimeField(_("PDF rendered at"), null=True, blank=True, editable=False)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         verbose_name=_("created by"),
@@ -122,6 +219,12 @@ class Invoice(TimeStamped):
             models.CheckConstraint(
                 condition=Q(amount_total=models.F("amount_net") + models.F("vat_amount")),
                 name="invoice_total_is_net_plus_vat",
+            ),
+            # However often a trigger's event arrives, a deal gets one invoice from it.
+            models.UniqueConstraint(
+                fields=["deal", "trigger"],
+                condition=Q(trigger__isnull=False),
+                name="invoice_one_per_deal_and_trigger",
             ),
         ]
         indexes = [
@@ -306,6 +409,89 @@ class PaymentAllocation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.amount} → {self.invoice}"
+
+
+class InvoiceTrigger(TimeStamped):
+    """When a deal enters ``stage`` (from any source, synced ones included), issue its invoice."""
+
+    name = models.CharField(_("name"), max_length=100)
+    stage = models.ForeignKey(
+        Stage, verbose_name=_("stage"), on_delete=models.CASCADE, related_name="invoice_triggers"
+    )
+    template = models.ForeignKey(
+        InvoiceTemplate,
+        verbose_name=_("template"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="triggers",
+    )
+    prefix = models.CharField(_("number prefix"), max_length=20, blank=True)
+    send_email = models.BooleanField(_("e-mail the invoice to the client"), default=False)
+    is_active = models.BooleanField(_("active"), default=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = _("invoice trigger")
+        verbose_name_plural = _("invoice triggers")
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class DeliveryStatus(models.TextChoices):
+    PENDING = "pending", _("Pending")
+    SENDING = "sending", _("Sending")
+    SENT = "sent", _("Sent")
+    FAILED = "failed", _("Failed")
+
+
+class InvoiceDelivery(models.Model):
+    """One e-mail of an invoice: written before sending, updated with the outcome."""
+
+    invoice = models.ForeignKey(
+        Invoice, verbose_name=_("invoice"), on_delete=models.CASCADE, related_name="deliveries"
+    )
+    trigger = models.ForeignKey(
+        InvoiceTrigger,
+        verbose_name=_("trigger"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="deliveries",
+    )
+    to = models.CharField(_("to"), max_length=500)
+    subject = models.CharField(_("subject"), max_length=255)
+    status = models.CharField(
+        _("status"), max_length=10, choices=DeliveryStatus, default=DeliveryStatus.PENDING
+    )
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0)
+    error = models.TextField(_("error"), blank=True)
+    created_at = models.DateTimeField(_("created at"), auto_now_add=True)
+    sent_at = models.DateTimeField(_("sent at"), null=True, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        verbose_name=_("created by"),
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = _("invoice delivery")
+        verbose_name_plural = _("invoice deliveries")
+        constraints = [
+            models.UniqueConstraint(
+                fields=["invoice", "trigger"],
+                condition=Q(trigger__isnull=False),
+                name="delivery_one_per_invoice_and_trigger",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.invoice} → {self.to} ({self.status})"
 
 
 # --- payment intake: bank statements, matching decisions, gateway notifications ---------------------

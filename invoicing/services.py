@@ -7,12 +7,16 @@ be expressed in SQL (total = net + VAT, paid ≤ total, allocated ≤ payment).
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
+from django.core.mail import EmailMessage
 from django.db import IntegrityError, transaction
-from django.db.models import Sum
+from django.db.models import F as models_F
+from django.db.models import Q, Sum
 from django.utils import timezone
 
 from hub import requisites
@@ -24,17 +28,58 @@ from hub.services import _apply, _build_lines, company_get_default, deal_vat_mod
 
 from .models import (
     OPEN_INVOICE_STATUSES,
+    DeliveryStatus,
     Invoice,
+    InvoiceDelivery,
+    InvoiceKind,
+    InvoiceLayout,
     InvoiceLine,
     InvoiceStatus,
+    InvoiceTemplate,
+    InvoiceTrigger,
     NumberSequence,
     Payment,
     PaymentAllocation,
     PaymentSource,
     PaymentStatus,
+    VatRate,
 )
 
+logger = logging.getLogger(__name__)
+
 DEFAULT_PAYMENT_TERM_DAYS = 5
+CREDIT_NOTE_PREFIX = "CN-"
+
+
+# --- VAT rates ------------------------------------------------------------------------------------
+
+
+def vat_country() -> str:
+    """The country whose rates apply. Our own companies are Russian today; rates of others are data."""
+    return getattr(settings, "INVOICING_VAT_COUNTRY", "RU")
+
+
+def vat_rates_valid(*, on: dt.date, country: str | None = None) -> set[Decimal]:
+    """Rates valid on ``on`` (``valid_from`` ≤ on ≤ ``valid_to``, open ends allowed)."""
+    rows = VatRate.objects.filter(country=country or vat_country()).filter(
+        Q(valid_from__isnull=True) | Q(valid_from__lte=on), Q(valid_to__isnull=True) | Q(valid_to__gte=on)
+    )
+    return {rate.normalize() for rate in rows.values_list("rate", flat=True)}
+
+
+def _check_vat_rates(
+    rates: Iterable[Decimal], *, on: dt.date, vat_mode: str, errors: dict[str, list[str]]
+) -> None:
+    """Each line's rate must be a ``VatRate`` valid on ``on``; with no VAT the rates are not used."""
+    if vat_mode == "none":
+        return
+    valid = vat_rates_valid(on=on)
+    listed = ", ".join(f"{r:f}" for r in sorted(valid, reverse=True)) or "none configured"
+    for i, rate in enumerate(rates):
+        if rate is not None and Decimal(rate).normalize() not in valid:
+            errors.setdefault(f"lines[{i}].vat_rate", []).append(
+                f"{Decimal(rate).normalize():f} % is not a VAT rate valid on {on:%d.%m.%Y} (valid: {listed})."
+            )
 
 
 def _lines_from(built) -> list[InvoiceLine]:
@@ -102,6 +147,10 @@ def invoice_create_draft(
         errors["lines"] = ["An invoice needs at least one line."]
     built, line_errors = _build_lines(lines, vat_mode=vat_mode)
     errors.update(line_errors)
+    if not line_errors:
+        _check_vat_rates(
+            [ln.vat_rate for ln in built], on=timezone.localdate(), vat_mode=vat_mode, errors=errors
+        )
     if client.merged_into_id:
         errors["client"] = [f"The client was merged into client #{client.merged_into_id}."]
     if deal is not None and deal.client_id != client.pk:
@@ -191,6 +240,13 @@ def invoice_update_draft(
                 errors["lines"] = ["An invoice needs at least one line."]
             built, line_errors = _build_lines(lines, vat_mode=locked.vat_mode)
             errors.update(line_errors)
+            if not line_errors:
+                _check_vat_rates(
+                    [ln.vat_rate for ln in built],
+                    on=timezone.localdate(),
+                    vat_mode=locked.vat_mode,
+                    errors=errors,
+                )
         if errors:
             raise ValidationFailed.from_fields(errors)
         if built is not None:
@@ -213,7 +269,18 @@ def invoice_update_draft(
     return locked
 
 
+def _check_buyer(client: Client, errors: dict[str, list[str]]) -> None:
+    """The buyer's requisites an invoice cannot go out without."""
+    if not (client.legal_name or client.name).strip():
+        errors.setdefault("client.name", []).append("The client has no name to print.")
+    if client.country == "RU" and client.kind == "company" and not client.inn:
+        errors.setdefault("client.inn", []).append("A Russian company is invoiced with its INN.")
+    if client.country != "RU" and not (client.foreign_tax_id or client.address):
+        errors.setdefault("client.address", []).append("A foreign client needs an address or a tax id.")
+
+
 def invoice_create_from_deal(*, deal: Deal, actor=None, origin: str = "api", **kwargs: Any) -> Invoice:
+    """A draft copying the deal's lines (prices, discounts, VAT rates) and its VAT mode."""
     lines = [
         {
             "product": ln.product,
@@ -227,10 +294,12 @@ def invoice_create_from_deal(*, deal: Deal, actor=None, origin: str = "api", **k
         }
         for ln in deal.lines.select_related("product")
     ]
+    errors: dict[str, list[str]] = {}
     if not lines:
-        raise ValidationFailed(
-            "The deal has no lines to invoice.", fields={"lines": ["The deal has no lines."]}
-        )
+        errors["lines"] = ["The deal has no lines to invoice."]
+    _check_buyer(deal.client, errors)
+    if errors:
+        raise ValidationFailed.from_fields(errors)
     return invoice_create_draft(
         client=deal.client, deal=deal, lines=lines, actor=actor, origin=origin, **kwargs
     )
@@ -245,12 +314,110 @@ def number_next(*, company: Company, prefix: str, year: int) -> int:
     return seq.last_number
 
 
+# --- templates ------------------------------------------------------------------------------------
+
+
+def invoice_template_for(
+    *, client: Client, template: InvoiceTemplate | None = None
+) -> InvoiceTemplate | None:
+    """The given template, else the default of the client's layout (Russian clients: «Счёт на оплату»)."""
+    if template is not None:
+        return template
+    layout = InvoiceLayout.RU if client.country == "RU" else InvoiceLayout.EN
+    return InvoiceTemplate.objects.filter(layout=layout, is_default=True).first()
+
+
+def _specimen():
+    """An unsaved invoice with every printed field filled: what a template is checked against."""
+    company = Company(
+        legal_name="ООО «Образец»",
+        inn="7707083893",
+        kpp="773601001",
+        bank_name="Банк",
+        bic="044525225",
+        settlement_account="40702810938000000001",
+        correspondent_account="30101810400000000225",
+        address="Москва",
+    )
+    client = Client(name="Покупатель", inn="7736050003", kpp="773601001", country="RU", address="Москва")
+    invoice = Invoice(
+        company=company,
+        client=client,
+        number="2026-00000",
+        status="issued",
+        currency="RUB",
+        vat_mode="on_top",
+        issue_date=dt.date(2026, 1, 1),
+        due_date=dt.date(2026, 1, 6),
+        purpose="Оплата",
+        amount_net=Decimal("100.00"),
+        vat_amount=Decimal("22.00"),
+        amount_total=Decimal("122.00"),
+    )
+    line = InvoiceLine(
+        position=1,
+        description="Товар",
+        unit="шт",
+        quantity=Decimal("1"),
+        unit_price=Decimal("100.00"),
+        discount_pct=Decimal("0"),
+        vat_rate=Decimal("22"),
+        amount_net=Decimal("100.00"),
+        vat_amount=Decimal("22.00"),
+        amount_total=Decimal("122.00"),
+    )
+    return invoice, [line]
+
+
+def invoice_template_verify(*, template: InvoiceTemplate | None) -> None:
+    """Render a specimen in the sandbox; raise ``ValidationFailed`` naming the template's field.
+
+    Remembered by content hash on the row, so a template is laid out once per edit, not per issue.
+    """
+    from . import pdf
+
+    digest = pdf.template_hash(template)
+    if template is not None and template.verified_hash == digest:
+        return
+    invoice, lines = _specimen()
+    html_source, css = pdf.template_sources(template)
+    html = pdf.render_html(html_source, pdf.invoice_context(invoice, template, lines=lines))
+    pdf.render_pdf(html, css)
+    if template is not None and template.pk:
+        InvoiceTemplate.objects.filter(pk=template.pk).update(verified_hash=digest)
+        template.verified_hash = digest
+
+
+# --- issue ----------------------------------------------------------------------------------------
+
+
+def _on_commit_task(task_name: str, *args: Any) -> None:
+    def queue() -> None:
+        from . import tasks
+
+        try:
+            getattr(tasks, task_name).delay(*args)
+        except Exception:  # the work is recorded in the DB; an admin action or a retry redoes it
+            logger.exception("could not queue %s", task_name, extra={"args": args})
+
+    transaction.on_commit(queue)
+
+
 def invoice_issue(
-    *, invoice: Invoice, issue_date: dt.date | None = None, prefix: str = "", actor=None, origin: str = "api"
+    *,
+    invoice: Invoice,
+    issue_date: dt.date | None = None,
+    prefix: str = "",
+    template: InvoiceTemplate | None = None,
+    actor=None,
+    origin: str = "api",
 ) -> Invoice:
-    """Number and issue a draft. Totals are re-checked against the lines first."""
+    """Number and issue a draft. Everything is checked before the number is taken, so a refusal
+    consumes no number: the lines and their totals, the VAT rates on the issue date, the buyer's
+    requisites and the template (rendered once in the sandbox)."""
+    issue_date = issue_date or timezone.localdate()
     with transaction.atomic():
-        locked = Invoice.objects.select_for_update().get(pk=invoice.pk)
+        locked = Invoice.objects.select_for_update().select_related("client").get(pk=invoice.pk)
         if locked.status != InvoiceStatus.DRAFT:
             raise Conflict(f"Invoice {locked.number} is already issued.", code="already_issued")
         lines = list(locked.lines.all())
@@ -264,31 +431,294 @@ def invoice_issue(
                 fields={"amount_total": ["Mismatch."]},
                 code="totals_mismatch",
             )
-        issue_date = issue_date or timezone.localdate()
+        errors: dict[str, list[str]] = {}
+        if locked.kind == InvoiceKind.INVOICE:  # a credit note keeps the rates of what it corrects
+            _check_vat_rates(
+                [ln.vat_rate for ln in lines], on=issue_date, vat_mode=locked.vat_mode, errors=errors
+            )
+            _check_buyer(locked.client, errors)
+        if errors:
+            raise ValidationFailed.from_fields(errors)
+        template = invoice_template_for(client=locked.client, template=template or locked.template)
+        invoice_template_verify(template=template)
         number = number_next(company=locked.company, prefix=prefix, year=issue_date.year)
         locked.sequence_year, locked.sequence_number = issue_date.year, number
         locked.number = f"{prefix}{issue_date.year}-{number:05d}"
         locked.status = InvoiceStatus.ISSUED
+        locked.template = template
         locked.issue_date = issue_date
         locked.due_date = locked.due_date or issue_date + dt.timedelta(days=DEFAULT_PAYMENT_TERM_DAYS)
         locked.issued_at = timezone.now()
         if not locked.purpose:
             locked.purpose = f"Оплата по счёту № {locked.number} от {issue_date:%d.%m.%Y}"
         locked.save()
+        # ``invoice.issued`` is the seam the sync engine subscribes to, to push the invoice to accounting.
         event_record(
             type="invoice.issued",
             instance=locked,
             payload={
                 "number": locked.number,
+                "kind": locked.kind,
                 "client": locked.client_id,
                 "deal": locked.deal_id,
+                "credit_note_for": locked.credit_note_for_id,
                 "amount_total": locked.amount_total,
                 "currency": locked.currency,
             },
             origin=origin,
             actor=actor,
         )
+        _on_commit_task("render_invoice_pdf", locked.pk)
     return locked
+
+
+def invoice_issue_from_deal(
+    *,
+    deal: Deal,
+    trigger: InvoiceTrigger | None = None,
+    template: InvoiceTemplate | None = None,
+    actor=None,
+    origin: str = "api",
+) -> tuple[Invoice, bool]:
+    """Issue the deal's invoice: its draft if it has one, else a new one from its lines.
+
+    Returns ``(invoice, created)``. With a trigger it is idempotent: the unique constraint on
+    (deal, trigger) means the second arrival of the event gets the first invoice. Without one, a deal
+    that already has an open invoice is refused (``already_invoiced``) rather than billed twice.
+    All in one transaction: a refusal leaves no draft and consumes no number.
+    """
+    if trigger is not None:
+        existing = Invoice.objects.filter(deal=deal, trigger=trigger).first()
+        if existing is not None:
+            return existing, False
+    else:
+        issued = (
+            Invoice.objects.filter(deal=deal, kind=InvoiceKind.INVOICE)
+            .exclude(status__in=[InvoiceStatus.DRAFT, InvoiceStatus.VOID])
+            .order_by("id")
+            .first()
+        )
+        if issued is not None:
+            raise Conflict(
+                f"The deal is already invoiced by {issued.number}; void it first to invoice again.",
+                code="already_invoiced",
+                fields={"deal": [f"Invoiced by {issued.number}."]},
+            )
+    try:
+        with transaction.atomic():
+            draft = (
+                Invoice.objects.filter(deal=deal, kind=InvoiceKind.INVOICE, status=InvoiceStatus.DRAFT)
+                .order_by("id")
+                .first()
+                if trigger is None
+                else None
+            )
+            if draft is None:
+                draft = invoice_create_from_deal(deal=deal, actor=actor, origin=origin)
+            if trigger is not None:
+                draft.trigger = trigger
+                draft.save(update_fields=["trigger", "updated_at"])
+            invoice = invoice_issue(
+                invoice=draft,
+                prefix=trigger.prefix if trigger else "",
+                template=template or (trigger.template if trigger else None),
+                actor=actor,
+                origin=origin,
+            )
+    except IntegrityError:
+        if trigger is not None:
+            existing = Invoice.objects.filter(deal=deal, trigger=trigger).first()
+            if existing is not None:
+                return existing, False
+        raise
+    return invoice, True
+
+
+# --- lifecycle after issue ------------------------------------------------------------------------
+
+
+def invoice_void(*, invoice: Invoice, reason: str = "", actor=None, origin: str = "api") -> Invoice:
+    """Cancel an issued invoice nobody has paid. Its number stays used (gapless means no reuse)."""
+    with transaction.atomic():
+        locked = Invoice.objects.select_for_update().get(pk=invoice.pk)
+        if locked.status == InvoiceStatus.DRAFT:
+            raise Conflict("A draft has no number to void; delete it instead.", code="draft")
+        if locked.status == InvoiceStatus.VOID:
+            raise Conflict(f"Invoice {locked.number} is already void.", code="already_void")
+        if locked.amount_paid > 0:
+            raise Conflict(
+                f"Invoice {locked.number} is paid in part or in full: issue a credit note instead.",
+                code="paid",
+            )
+        locked.status = InvoiceStatus.VOID
+        locked.voided_at = timezone.now()
+        locked.void_reason = reason[:255]
+        locked.save(update_fields=["status", "voided_at", "void_reason", "updated_at"])
+        event_record(
+            type="invoice.voided",
+            instance=locked,
+            payload={"number": locked.number, "reason": locked.void_reason},
+            origin=origin,
+            actor=actor,
+        )
+    return locked
+
+
+def invoice_credit_note_create(
+    *, invoice: Invoice, reason: str = "", actor=None, origin: str = "api"
+) -> Invoice:
+    """An issued credit note for the whole of an issued invoice, numbered in its own ``CN-`` series."""
+    with transaction.atomic():
+        original = Invoice.objects.select_for_update().get(pk=invoice.pk)
+        if original.kind != InvoiceKind.INVOICE or original.status in (
+            InvoiceStatus.DRAFT,
+            InvoiceStatus.VOID,
+        ):
+            raise Conflict(
+                "Only an issued invoice (not a draft, void or credit note) can be credited.",
+                code="not_issued",
+            )
+        if original.credit_notes.exclude(status=InvoiceStatus.VOID).exists():
+            raise Conflict(f"Invoice {original.number} already has a credit note.", code="already_credited")
+        note = Invoice.objects.create(
+            kind=InvoiceKind.CREDIT_NOTE,
+            company=original.company,
+            client=original.client,
+            deal=original.deal,
+            credit_note_for=original,
+            currency=original.currency,
+            vat_mode=original.vat_mode,
+            template=original.template,
+            purpose=(reason or f"Кредит-нота к счёту № {original.number}")[:210],
+            amount_net=original.amount_net,
+            vat_amount=original.vat_amount,
+            amount_total=original.amount_total,
+            cost_total=original.cost_total,
+            created_by=actor if getattr(actor, "pk", None) else None,
+        )
+        lines = list(original.lines.all())
+        for line in lines:
+            line.pk = None
+            line.invoice = note
+        InvoiceLine.objects.bulk_create(lines)
+        event_record(
+            type="invoice.created",
+            instance=note,
+            payload={
+                "client": note.client_id,
+                "credit_note_for": original.pk,
+                "amount_total": note.amount_total,
+            },
+            origin=origin,
+            actor=actor,
+        )
+        # Its VAT is the original's, at the original's rates: that is what it corrects.
+        note = invoice_issue(invoice=note, prefix=CREDIT_NOTE_PREFIX, actor=actor, origin=origin)
+    return note
+
+
+# --- PDF and e-mail -------------------------------------------------------------------------------
+
+
+def invoice_pdf(*, invoice: Invoice) -> bytes:
+    """The invoice's PDF: from the cache when the HTML it would be laid out from has not changed."""
+    from . import pdf
+
+    if invoice.status == InvoiceStatus.DRAFT:
+        raise Conflict("A draft has no number yet: issue it to print it.", code="draft")
+    invoice = (
+        Invoice.objects.select_related("company", "client", "deal", "credit_note_for", "template")
+        .prefetch_related("lines")
+        .get(pk=invoice.pk)
+    )
+    template = invoice.template or invoice_template_for(client=invoice.client)
+    printable = pdf.invoice_printable(invoice, template)
+    if invoice.pdf_key == printable.key and invoice.pdf:
+        return bytes(invoice.pdf)
+    data = pdf.render_pdf(printable.html, printable.css)
+    # A cache, not a business change: no event, and ``updated_at`` stays as it is.
+    Invoice.objects.filter(pk=invoice.pk).update(
+        pdf=data, pdf_key=printable.key, pdf_rendered_at=timezone.now()
+    )
+    return data
+
+
+def invoice_send(
+    *,
+    invoice: Invoice,
+    to: str | None = None,
+    trigger: InvoiceTrigger | None = None,
+    actor=None,
+    origin: str = "api",
+) -> InvoiceDelivery:
+    """Log an e-mail delivery of the invoice and queue it (sent by ``invoice_delivery_send``)."""
+    if invoice.status in (InvoiceStatus.DRAFT, InvoiceStatus.VOID):
+        raise Conflict(f"A {invoice.get_status_display().lower()} invoice is not sent.", code="not_sendable")
+    recipient = (to or invoice.client.email or "").strip()
+    if not recipient:
+        field = "to" if to is not None else "client.email"
+        raise ValidationFailed("No e-mail address to send the invoice to.", fields={field: ["Required."]})
+    subject = (
+        f"Счёт на оплату № {invoice.number} от {invoice.issue_date:%d.%m.%Y}"
+        if invoice.client.country == "RU"
+        else f"Invoice {invoice.number}"
+    )
+    with transaction.atomic():
+        delivery = InvoiceDelivery.objects.create(
+            invoice=invoice,
+            trigger=trigger,
+            to=recipient,
+            subject=subject,
+            created_by=actor if getattr(actor, "pk", None) else None,
+        )
+        _on_commit_task("send_invoice_delivery", delivery.pk)
+    return delivery
+
+
+def invoice_delivery_send(*, delivery_id: int) -> InvoiceDelivery:
+    """Send one logged delivery. Claimed by a conditional update, so a retried task sends once."""
+    claimed = InvoiceDelivery.objects.filter(
+        pk=delivery_id, status__in=[DeliveryStatus.PENDING, DeliveryStatus.FAILED]
+    ).update(status=DeliveryStatus.SENDING, attempts=models_F("attempts") + 1)
+    delivery = InvoiceDelivery.objects.select_related("invoice__client").get(pk=delivery_id)
+    if not claimed:
+        return delivery
+    invoice = delivery.invoice
+    try:
+        data = invoice_pdf(invoice=invoice)
+        message = EmailMessage(
+            subject=delivery.subject,
+            body=f"{delivery.subject}\n\nСчёт во вложении. / The invoice is attached.\n",
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            to=[addr.strip() for addr in delivery.to.split(",") if addr.strip()],
+        )
+        message.attach(f"{invoice.number}.pdf", data, "application/pdf")
+        message.send(fail_silently=False)
+    except Exception as exc:
+        InvoiceDelivery.objects.filter(pk=delivery_id).update(
+            status=DeliveryStatus.FAILED, error=f"{type(exc).__name__}: {exc}"[:4000]
+        )
+        raise
+    now = timezone.now()
+    with transaction.atomic():
+        InvoiceDelivery.objects.filter(pk=delivery_id).update(
+            status=DeliveryStatus.SENT, sent_at=now, error=""
+        )
+        locked = Invoice.objects.select_for_update().get(pk=invoice.pk)
+        fields = ["sent_at", "updated_at"]
+        if locked.status == InvoiceStatus.ISSUED:
+            locked.status = InvoiceStatus.SENT
+            fields.append("status")
+        locked.sent_at = now
+        locked.save(update_fields=fields)
+        event_record(
+            type="invoice.sent",
+            instance=locked,
+            payload={"number": locked.number, "to": delivery.to, "delivery": delivery_id},
+            origin="email",
+        )
+    delivery.refresh_from_db()
+    return delivery
 
 
 # --- payments -------------------------------------------------------------------------------------

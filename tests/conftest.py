@@ -60,15 +60,23 @@ def issue_invoice(company):
 
     from invoicing.services import invoice_create_draft, invoice_issue
 
-    def make(client, quantity=1, *, issue_date=dt.date(2026, 1, 14), prefix=""):
+    def make(
+        client,
+        quantity=1,
+        *,
+        issue_date=dt.date(2026, 1, 14),
+        prefix="",
+        vat_rate=Decimal("22"),
+        unit_price=Decimal("1000.00"),
+    ):
         draft = invoice_create_draft(
             client=client,
             lines=[
                 {
                     "description": "Насос",
                     "quantity": Decimal(quantity),
-                    "unit_price": Decimal("1000.00"),
-                    "vat_rate": Decimal("22"),
+                    "unit_price": unit_price,
+                    "vat_rate": vat_rate,
                 }
             ],
         )

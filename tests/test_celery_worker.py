@@ -19,7 +19,7 @@ from django.db import connection
 from hub.models import DeliveryStatus, DomainEvent, EventDelivery
 from hub.tasks import dispatch_event
 
-pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 ROOT = Path(__file__).resolve().parent.parent
 
 

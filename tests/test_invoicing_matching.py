@@ -129,7 +129,10 @@ def test_amount_matching_no_invoice_suggests_the_oldest_first_for_review(acme, i
 
 @pytest.mark.django_db
 def test_bare_number_present_in_two_years_is_ambiguous(acme, issue_invoice):
-    issue_invoice(acme, 1, issue_date=dt.date(2025, 12, 1))
+    # a 0 % line of 1,220.00 (a rate valid in 2025 and 2026): the same total as the 2026 invoice
+    issue_invoice(
+        acme, 1, issue_date=dt.date(2025, 12, 1), vat_rate=Decimal("0"), unit_price=Decimal("1220.00")
+    )
     issue_invoice(acme, 3)
     decision = payment_match(payment=_pay("1220.00", purpose="Оплата по счёту №1", inn=acme.inn))
     assert decision.status == MatchStatus.REVIEW and "several open invoices" in decision.reason

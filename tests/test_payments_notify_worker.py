@@ -17,7 +17,7 @@ from notifications.signing import signature_verify
 from tests.factories import ClientFactory
 from tests.test_celery_worker import _wait_for, worker  # noqa: F401  (the worker fixture)
 
-pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.celery_worker, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
 
 
 def test_payment_is_allocated_and_notified_once(worker, company, manager, issue_invoice, local_http):  # noqa: F811

@@ -339,3 +339,19 @@ def test_ensure_admin_takes_the_password_from_the_environment(monkeypatch, fast_
     assert "password set from ADMIN_PASSWORD" in ensure_admin()
     user.refresh_from_db()
     assert user.check_password("second-Secret-42") and not user.check_password("first-Secret-42")
+
+
+@pytest.mark.django_db
+def test_demo_invoices_carry_vat_rates_valid_on_their_issue_date():
+    # given the demo over a period that spans the 2026 change from 20 % to 22 %
+    from invoicing.models import Invoice
+    from invoicing.services import vat_rates_valid
+
+    call_command("seed_demo", "--today", "2026-03-15", stdout=io.StringIO())
+    # then every issued invoice's lines use a rate in force on its issue date
+    checked = 0
+    for invoice in Invoice.objects.exclude(vat_mode="none").prefetch_related("lines"):
+        valid = vat_rates_valid(on=invoice.issue_date)
+        assert {ln.vat_rate for ln in invoice.lines.all()} <= valid, invoice.number
+        checked += 1
+    assert checked > 100

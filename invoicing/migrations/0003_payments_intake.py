@@ -38,7 +38,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ("hub", "0002_groups"),
         ('hub', '0002_groups'),
-        ('invoicing', '0001_initial'),
+        ('invoicing', '0002_templates_triggers_vat_rates_deliveries'),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
