@@ -224,6 +224,8 @@ CELERY_TASK_ROUTES = {
 }
 CELERY_BEAT_SCHEDULE = {
     "hub.dispatch_pending_events": {"task": "hub.dispatch_pending_events", "schedule": 30.0},
+    # Safety net for the analytics rollups (events keep them current; this folds in anything missed).
+    "analytics.refresh_rollups": {"task": "analytics.refresh_rollups", "schedule": 300.0},
 }
 
 # --- The hub --------------------------------------------------------------------------------------

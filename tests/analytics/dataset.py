@@ -82,13 +82,19 @@ def build() -> dict:
     deal(c3, "new", DealStatus.OPEN, t)
     deal(c2, "lost", DealStatus.LOST, t)
 
-    inv1 = invoice(c1, dt.date(2026, 1, 10), D("1000"), D("220"), D("600"), status="paid", paid=D("1220"), deal=d1)
+    inv1 = invoice(
+        c1, dt.date(2026, 1, 10), D("1000"), D("220"), D("600"), status="paid", paid=D("1220"), deal=d1
+    )
     pay(inv1, dt.date(2026, 1, 15), D("1220"))
-    inv2 = invoice(c3, dt.date(2026, 1, 20), D("10"), D("0"), D("4"), currency="USD", status="paid", paid=D("10"))
+    inv2 = invoice(
+        c3, dt.date(2026, 1, 20), D("10"), D("0"), D("4"), currency="USD", status="paid", paid=D("10")
+    )
     pay(inv2, dt.date(2026, 2, 12), D("10"))
     inv3 = invoice(c1, dt.date(2026, 2, 5), D("500"), D("110"), D("200"), status="paid", paid=D("610"))
     pay(inv3, dt.date(2026, 2, 20), D("610"))
-    inv4 = invoice(c2, dt.date(2026, 2, 10), D("2000"), D("440"), D("1500"), status="partially_paid", paid=D("1000"))
+    inv4 = invoice(
+        c2, dt.date(2026, 2, 10), D("2000"), D("440"), D("1500"), status="partially_paid", paid=D("1000")
+    )
     pay(inv4, dt.date(2026, 3, 3), D("1000"))
     invoice(c1, dt.date(2026, 2, 25), D("100"), D("22"), D("40"), kind=InvoiceKind.CREDIT_NOTE)
     invoice(c2, dt.date(2026, 2, 11), D("9999"), D("0"), D("1"), status=InvoiceStatus.VOID)
