@@ -15,13 +15,13 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import connection, transaction
 from django.db.models import (
+    BigIntegerField,
     Case,
     Count,
     DateField,
     DecimalField,
     Exists,
     F,
-    IntegerField,
     Min,
     OuterRef,
     QuerySet,
@@ -30,7 +30,7 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Coalesce, ExtractMonth, ExtractYear, Round, TruncDate, TruncMonth
+from django.db.models.functions import Cast, Coalesce, ExtractMonth, ExtractYear, Round, TruncDate, TruncMonth
 from django.utils import timezone
 
 from hub.models import Client, Deal
@@ -51,6 +51,7 @@ MONEY = DecimalField(max_digits=20, decimal_places=2)
 RATE = DecimalField(max_digits=18, decimal_places=6)
 FACT_COLUMNS = ("channel_id", "manager_id", "pipeline_id", "stage_id", "status")
 CATCH_UP_FULL_REBUILD_ABOVE = 50_000
+_NULL_ID = Cast(Value(None), output_field=BigIntegerField())  # a typed NULL: PostgreSQL needs the type
 
 
 def company_currency() -> str:
@@ -97,7 +98,7 @@ def accrual_invoices() -> QuerySet:
             a_channel=F("client__channel_id"),
             a_manager=Coalesce("deal__manager_id", "client__manager_id"),
             a_pipeline=F("deal__pipeline_id"),
-            a_stage=Value(None, output_field=IntegerField()),
+            a_stage=_NULL_ID,
             a_status=Value(""),
         )
         .order_by()
@@ -120,7 +121,7 @@ def cash_allocations() -> QuerySet:
             a_channel=F("invoice__client__channel_id"),
             a_manager=Coalesce("invoice__deal__manager_id", "invoice__client__manager_id"),
             a_pipeline=F("invoice__deal__pipeline_id"),
-            a_stage=Value(None, output_field=IntegerField()),
+            a_stage=_NULL_ID,
             a_status=Value(""),
         )
         .order_by()
@@ -150,8 +151,8 @@ def new_clients() -> QuerySet:
         a_cost=Value(Decimal("0"), output_field=MONEY),
         a_channel=F("channel_id"),
         a_manager=F("manager_id"),
-        a_pipeline=Value(None, output_field=IntegerField()),
-        a_stage=Value(None, output_field=IntegerField()),
+        a_pipeline=_NULL_ID,
+        a_stage=_NULL_ID,
         a_status=Value(""),
     ).order_by()
 

@@ -128,7 +128,7 @@ def fact_sums(kind: str, f: Filters, group: tuple[str, ...] = ()) -> dict[tuple,
         parts.append(qs.annotate(a_month=TruncMonth("day", output_field=DateField())))
     cols = ["a_month" if g == "month" else g for g in group]
     for qs in parts:
-        for row in qs.order_by().values(*cols).annotate(**_AGG):
+        for row in _grouped(qs.order_by(), cols, **_AGG):
             out[tuple(row[c] for c in cols)].add(row)
     _refuse_unconverted(kind, f, out)
     return out
@@ -162,7 +162,9 @@ def raw_fact_sums(kind: str, f: Filters, group: tuple[str, ...] = ()) -> dict[tu
             cols.append("a_month")
         else:
             cols.append(names[g])
-    rows = qs.values(*cols).annotate(
+    rows = _grouped(
+        qs,
+        cols,
         s_n=Count("pk"),
         s_amount=Sum("a_amount"),
         s_cost=Sum("a_cost"),
