@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install lint format bench-api clean
+.PHONY: run test install lint format bench-api bench-analytics clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,3 +39,8 @@ run: $(STAMP)
 # PostgreSQL, 100,000 clients, 2 gunicorn workers, wrk on loopback. See scripts/bench_api.sh.
 bench-api: $(STAMP)
 	bash scripts/bench_api.sh
+
+# PostgreSQL hub_bench_analytics: 1,000,000 deals generated in SQL (reused on later runs; pass
+# BENCH_ARGS=--regenerate to start again), rollups rebuilt, every figure timed. See scripts/bench_analytics.py.
+bench-analytics: $(STAMP)
+	$(BIN)/python scripts/bench_analytics.py $(BENCH_ARGS)
