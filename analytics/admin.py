@@ -10,7 +10,16 @@ from django.utils.translation import gettext_lazy as _
 from hub.errors import ApplicationError
 
 from . import services
-from .models import CurrencyRate, MarketingSpend
+from .models import (
+    ClientFact,
+    ClientMonth,
+    CohortMonthly,
+    CurrencyRate,
+    FactDaily,
+    FactMonthly,
+    MarketingSpend,
+    RollupState,
+)
 
 
 class SpendImportForm(forms.Form):
@@ -66,3 +75,57 @@ class CurrencyRateAdmin(admin.ModelAdmin):
             currency=obj.currency, date=obj.date, rate=obj.rate, actor=request.user, origin="admin"
         )
         obj.pk = saved.pk
+
+
+class RollupAdmin(admin.ModelAdmin):
+    """Rollups are derived data: shown for inspection, written only by ``analytics.rollups``."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(FactDaily)
+class FactDailyAdmin(RollupAdmin):
+    list_display = ("day", "kind", "channel_id", "manager_id", "pipeline_id", "n", "amount", "cost")
+    list_filter = ("kind",)
+    date_hierarchy = "day"
+
+
+@admin.register(FactMonthly)
+class FactMonthlyAdmin(RollupAdmin):
+    list_display = ("month", "kind", "channel_id", "manager_id", "pipeline_id", "n", "amount", "cost")
+    list_filter = ("kind",)
+
+
+@admin.register(ClientFact)
+class ClientFactAdmin(RollupAdmin):
+    list_display = ("client_id", "first_paid_on", "cohort_month", "channel_id", "manager_id")
+
+
+@admin.register(ClientMonth)
+class ClientMonthAdmin(RollupAdmin):
+    list_display = ("client_id", "month", "retained_next")
+
+
+@admin.register(CohortMonthly)
+class CohortMonthlyAdmin(RollupAdmin):
+    list_display = (
+        "cohort_month",
+        "month",
+        "channel_id",
+        "manager_id",
+        "active",
+        "retained_next",
+        "gross_profit",
+    )
+
+
+@admin.register(RollupState)
+class RollupStateAdmin(RollupAdmin):
+    list_display = ("name", "watermark", "rebuilt_at")

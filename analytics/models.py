@@ -60,11 +60,16 @@ class FactKind(models.TextChoices):
     CASH = "cash", _("Revenue on payment")
     DEAL = "deal", _("Deals created")
     NEW_CLIENT = "new_client", _("New paying clients")
+    RECEIVABLE = "receivable", _("Open receivables by issue date")
+
+
+DETAIL, BY_CHANNEL = 0, 1  # rollup levels: every dimension / without the manager (read when unfiltered)
 
 
 def _fact_fields() -> dict:
     return {
         "kind": models.CharField(max_length=12, choices=FactKind),
+        "level": models.SmallIntegerField(default=DETAIL),
         "channel_id": models.BigIntegerField(null=True),
         "manager_id": models.BigIntegerField(null=True),
         "pipeline_id": models.BigIntegerField(null=True),
@@ -90,7 +95,7 @@ class FactDaily(models.Model):
 
     class Meta:
         verbose_name = _("daily rollup row")
-        indexes = [models.Index(fields=["kind", "day"], name="factdaily_kind_day_idx")]
+        indexes = [models.Index(fields=["kind", "level", "day"], name="factdaily_kind_day_idx")]
 
     def __str__(self) -> str:
         return f"{type(self).__name__} #{self.pk}"
@@ -104,7 +109,7 @@ class FactMonthly(models.Model):
 
     class Meta:
         verbose_name = _("monthly rollup row")
-        indexes = [models.Index(fields=["kind", "month"], name="factmonthly_kind_month_idx")]
+        indexes = [models.Index(fields=["kind", "level", "month"], name="factmonthly_kind_month_idx")]
 
     def __str__(self) -> str:
         return f"{type(self).__name__} #{self.pk}"
@@ -154,6 +159,7 @@ class ClientMonth(models.Model):
 class CohortMonthly(models.Model):
     """Per cohort (month of first payment), month and attribution: active clients, retained, profit."""
 
+    level = models.SmallIntegerField(default=DETAIL)
     cohort_month = models.DateField()
     month = models.DateField()
     channel_id = models.BigIntegerField(null=True)
@@ -165,7 +171,7 @@ class CohortMonthly(models.Model):
 
     class Meta:
         verbose_name = _("cohort rollup row")
-        indexes = [models.Index(fields=["cohort_month", "month"], name="cohort_month_idx")]
+        indexes = [models.Index(fields=["level", "cohort_month", "month"], name="cohort_month_idx")]
 
     def __str__(self) -> str:
         return f"{type(self).__name__} #{self.pk}"

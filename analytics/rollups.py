@@ -34,9 +34,18 @@ from django.db.models.functions import Cast, Coalesce, ExtractMonth, ExtractYear
 from django.utils import timezone
 
 from hub.models import Client, Deal
-from invoicing.models import Invoice, InvoiceKind, InvoiceStatus, Payment, PaymentAllocation
+from invoicing.models import (
+    OPEN_INVOICE_STATUSES,
+    Invoice,
+    InvoiceKind,
+    InvoiceStatus,
+    Payment,
+    PaymentAllocation,
+)
 
 from .models import (
+    BY_CHANNEL,
+    DETAIL,
     ClientFact,
     ClientMonth,
     CohortMonthly,
@@ -51,6 +60,8 @@ MONEY = DecimalField(max_digits=20, decimal_places=2)
 RATE = DecimalField(max_digits=18, decimal_places=6)
 FACT_COLUMNS = ("channel_id", "manager_id", "pipeline_id", "stage_id", "status")
 CATCH_UP_FULL_REBUILD_ABOVE = 50_000
+COARSE_DAY_SELECT = ["day", "channel_id", "NULL", "pipeline_id", "stage_id", "status"]
+COARSE_DAY_SELECT += ["a_n", "a_sum_amount", "a_sum_cost", "a_unc"]
 _NULL_ID = Cast(Value(None), output_field=BigIntegerField())  # a typed NULL: PostgreSQL needs the type
 
 
@@ -95,6 +106,26 @@ def accrual_invoices() -> QuerySet:
             a_rate=rate_expr("currency", "issue_date"),
             a_amount=_converted(sign * F("amount_net")),
             a_cost=_converted(sign * F("cost_total")),
+            a_channel=F("client__channel_id"),
+            a_manager=Coalesce("deal__manager_id", "client__manager_id"),
+            a_pipeline=F("deal__pipeline_id"),
+            a_stage=_NULL_ID,
+            a_status=Value(""),
+        )
+        .order_by()
+    )
+
+
+def open_receivables() -> QuerySet:
+    """What clients owe now: open invoices (issued, sent, partly paid), by issue date."""
+    return (
+        Invoice.objects.filter(status__in=OPEN_INVOICE_STATUSES, kind=InvoiceKind.INVOICE)
+        .filter(issue_date__isnull=False)
+        .annotate(
+            a_day=F("issue_date"),
+            a_rate=rate_expr("currency", "issue_date"),
+            a_amount=_converted(F("amount_total") - F("amount_paid")),
+            a_cost=Value(Decimal("0"), output_field=MONEY),
             a_channel=F("client__channel_id"),
             a_manager=Coalesce("deal__manager_id", "client__manager_id"),
             a_pipeline=F("deal__pipeline_id"),
@@ -162,6 +193,7 @@ SOURCES = {
     FactKind.CASH: cash_allocations,
     FactKind.DEAL: created_deals,
     FactKind.NEW_CLIENT: new_clients,
+    FactKind.RECEIVABLE: open_receivables,
 }
 
 _UNCONVERTED = Sum(Case(When(a_rate__isnull=True, then=Value(1)), default=Value(0)))
@@ -172,7 +204,7 @@ def _insert_select(table: str, columns: list[str], qs: QuerySet, select: list[st
     consts = consts or {}
     sql, params = qs.query.sql_with_params()
     names = [*columns, *consts]
-    outer = ", ".join([f"sub.{c}" for c in select] + ["%s"] * len(consts))
+    outer = ", ".join([c if c == "NULL" else f"sub.{c}" for c in select] + ["%s"] * len(consts))
     with connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} ({', '.join(names)}) SELECT {outer} FROM ({sql}) sub",
@@ -219,26 +251,46 @@ def facts_refresh(kind: str, days: Iterable[dt.date] | None = None) -> None:
         else:
             daily.delete()
             monthly.delete()
-        _insert_select(FactDaily._meta.db_table, cols, _fact_grouped(kind, days), sel, consts={"kind": kind})
-        source = FactDaily.objects.filter(kind=kind).annotate(
-            a_month=TruncMonth("day", output_field=DateField())
-        )
-        if days is not None:
-            source = source.filter(a_month__in=months)
-        grouped = (
-            source.order_by()
-            .values("a_month", "channel_id", "manager_id", "pipeline_id", "stage_id", "status")
-            .annotate(
-                a_n=Sum("n"), a_sum_amount=Sum("amount"), a_sum_cost=Sum("cost"), a_unc=Sum("unconverted")
-            )
-        )
         _insert_select(
-            FactMonthly._meta.db_table,
-            ["month", *FACT_COLUMNS, "n", "amount", "cost", "unconverted"],
-            grouped,
-            ["a_month", *FACT_COLUMNS, "a_n", "a_sum_amount", "a_sum_cost", "a_unc"],
-            consts={"kind": kind},
+            FactDaily._meta.db_table,
+            cols,
+            _fact_grouped(kind, days),
+            sel,
+            consts={"kind": kind, "level": DETAIL},
         )
+        detail = FactDaily.objects.filter(kind=kind, level=DETAIL)
+        if days is not None:
+            detail = detail.filter(day__in=days)
+        coarse = [c for c in FACT_COLUMNS if c != "manager_id"]
+        _insert_select(
+            FactDaily._meta.db_table,
+            ["day", *FACT_COLUMNS, "n", "amount", "cost", "unconverted"],
+            _sums(detail, "day", coarse),
+            COARSE_DAY_SELECT,
+            consts={"kind": kind, "level": BY_CHANNEL},
+        )
+        for level in (DETAIL, BY_CHANNEL):
+            source = FactDaily.objects.filter(kind=kind, level=level).annotate(
+                a_month=TruncMonth("day", output_field=DateField())
+            )
+            if days is not None:
+                source = source.filter(a_month__in=months)
+            _insert_select(
+                FactMonthly._meta.db_table,
+                ["month", *FACT_COLUMNS, "n", "amount", "cost", "unconverted"],
+                _sums(source, "a_month", list(FACT_COLUMNS)),
+                ["a_month", *FACT_COLUMNS, "a_n", "a_sum_amount", "a_sum_cost", "a_unc"],
+                consts={"kind": kind, "level": level},
+            )
+
+
+def _sums(qs: QuerySet, period: str, dims: list[str]) -> QuerySet:
+    """Rollup rows summed by period and ``dims``."""
+    return (
+        qs.order_by()
+        .values(period, *dims)
+        .annotate(a_n=Sum("n"), a_sum_amount=Sum("amount"), a_sum_cost=Sum("cost"), a_unc=Sum("unconverted"))
+    )
 
 
 # --- client level: first payment, months with payments, cohorts ------------------------------------
@@ -340,13 +392,6 @@ def cohorts_refresh(cohort_months: Iterable[dt.date] | None) -> None:
                 a_retained=Sum(Case(When(retained_next=True, then=Value(1)), default=Value(0))),
             )
         )
-        _insert_select(
-            table,
-            [*cols, "active", "retained_next"],
-            activity,
-            ["a_cohort", "a_month", "a_channel", "a_manager", "a_active", "a_retained"],
-            consts={"gross_profit": Decimal("0"), "unconverted": 0},
-        )
         profit = profit.values(
             a_cohort=F("client__analytics_fact__cohort_month"),
             a_month=TruncMonth("issue_date", output_field=DateField()),
@@ -356,16 +401,49 @@ def cohorts_refresh(cohort_months: Iterable[dt.date] | None) -> None:
             a_gp=Coalesce(Sum(F("a_amount") - F("a_cost"), output_field=MONEY), Value(Decimal("0"))),
             a_unc=_UNCONVERTED,
         )
+        # One row per key: paying activity and gross profit side by side.
+        sql1, params1 = activity.query.sql_with_params()
+        sql2, params2 = profit.query.sql_with_params()
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} (level, {', '.join(cols)}, active, retained_next, gross_profit, unconverted)"
+                " SELECT %s, c, m, ch, mg, SUM(act), SUM(ret), SUM(gp), SUM(unc) FROM ("
+                " SELECT s1.a_cohort AS c, s1.a_month AS m, s1.a_channel AS ch, s1.a_manager AS mg,"
+                f" s1.a_active AS act, s1.a_retained AS ret, 0 AS gp, 0 AS unc FROM ({sql1}) s1"
+                " UNION ALL SELECT s2.a_cohort, s2.a_month, s2.a_channel2, s2.a_manager2, 0, 0, s2.a_gp, s2.a_unc"
+                f" FROM ({sql2}) s2) u GROUP BY c, m, ch, mg",
+                (DETAIL, *params1, *params2),
+            )
+        detail = CohortMonthly.objects.filter(level=DETAIL)
+        if months is not None:
+            detail = detail.filter(cohort_month__in=months)
+        coarse = (
+            detail.order_by()
+            .values("cohort_month", "month", "channel_id")
+            .annotate(
+                a_act=Sum("active"),
+                a_ret=Sum("retained_next"),
+                a_gp=Sum("gross_profit"),
+                a_unc=Sum("unconverted"),
+            )
+        )
         _insert_select(
             table,
-            [*cols, "gross_profit", "unconverted"],
-            profit,
-            ["a_cohort", "a_month", "a_channel2", "a_manager2", "a_gp", "a_unc"],
-            consts={"active": 0, "retained_next": 0},
+            [*cols, "active", "retained_next", "gross_profit", "unconverted"],
+            coarse,
+            ["cohort_month", "month", "channel_id", "NULL", "a_act", "a_ret", "a_gp", "a_unc"],
+            consts={"level": BY_CHANNEL},
         )
 
 
 # --- what to refresh when something changed --------------------------------------------------------
+
+
+def _serialize_refreshes() -> None:
+    """One refresh at a time: two concurrent delete-and-insert of one day would both insert (READ
+    COMMITTED), double-counting it. The lock is a row lock held until the caller's transaction ends."""
+    RollupState.objects.get_or_create(name="lock")
+    RollupState.objects.select_for_update().get(name="lock")
 
 
 def rollups_refresh_for(
@@ -379,6 +457,9 @@ def rollups_refresh_for(
     invoice_ids, payment_ids = set(invoice_ids), set(payment_ids)
     deal_ids, client_ids = set(deal_ids), set(client_ids)
     with transaction.atomic():
+        _serialize_refreshes()
+        if deal_ids:  # a deal's manager or pipeline is its invoices' too
+            invoice_ids |= set(Invoice.objects.filter(deal_id__in=deal_ids).values_list("pk", flat=True))
         if client_ids:  # attribution changed: every day of the client's documents
             invoice_ids |= set(Invoice.objects.filter(client_id__in=client_ids).values_list("pk", flat=True))
             payment_ids |= set(
@@ -388,7 +469,9 @@ def rollups_refresh_for(
             )
         if invoice_ids:
             invoices = Invoice.objects.filter(pk__in=invoice_ids)
-            facts_refresh(FactKind.ACCRUAL, set(invoices.values_list("issue_date", flat=True)))
+            issue_days = set(invoices.values_list("issue_date", flat=True))
+            facts_refresh(FactKind.ACCRUAL, issue_days)
+            facts_refresh(FactKind.RECEIVABLE, issue_days)
             client_ids |= set(invoices.values_list("client_id", flat=True))
             payment_ids |= set(
                 PaymentAllocation.objects.filter(invoice_id__in=invoice_ids).values_list(
@@ -425,7 +508,8 @@ def rollups_rebuild() -> None:
     """Everything from scratch (first install, a rate correction, or the nightly safety net)."""
     started = timezone.now()
     with transaction.atomic():
-        for kind in (FactKind.ACCRUAL, FactKind.CASH, FactKind.DEAL):
+        _serialize_refreshes()
+        for kind in (FactKind.ACCRUAL, FactKind.RECEIVABLE, FactKind.CASH, FactKind.DEAL):
             facts_refresh(kind, None)
         clients_refresh(None)
         RollupState.objects.update_or_create(

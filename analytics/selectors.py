@@ -14,7 +14,6 @@ from decimal import Decimal
 
 from django.db.models import (
     Case,
-    CharField,
     Count,
     DateField,
     F,
@@ -24,16 +23,16 @@ from django.db.models import (
     Value,
     When,
 )
-from django.db.models.functions import Coalesce, Round, TruncMonth
+from django.db.models.functions import Round, TruncMonth
 from django.utils import timezone
 
 from hub.errors import ApplicationError
 from hub.models import Channel, Pipeline
-from invoicing.models import OPEN_INVOICE_STATUSES, Invoice, InvoiceKind, InvoiceLine
+from invoicing.models import InvoiceKind, InvoiceLine
 
 from . import metrics
 from .metrics import Figure
-from .models import CohortMonthly, FactDaily, FactKind, FactMonthly, MarketingSpend
+from .models import BY_CHANNEL, DETAIL, CohortMonthly, FactDaily, FactKind, FactMonthly, MarketingSpend
 from .rollups import (
     MONEY,
     SOURCES,
@@ -46,6 +45,8 @@ from .rollups import (
 )
 
 ZERO = Decimal("0.00")
+AGING_SINCE = dt.date(1990, 1, 1)  # the oldest issue date the 90+ bucket looks back to
+AGING_FUTURE_DAYS = 366  # invoices dated after the as-of day count as the youngest
 
 
 class MissingRate(ApplicationError):
@@ -96,6 +97,11 @@ def split_period(date_from: dt.date, date_to: dt.date):
     return first_full, end_full, edges
 
 
+def _level(f: Filters) -> int:
+    """The coarse rollup (no manager dimension) serves every query that does not filter by manager."""
+    return DETAIL if f.manager is not None else BY_CHANNEL
+
+
 def _dims(f: Filters) -> Q:
     q = Q()
     if f.channel is not None:
@@ -120,11 +126,14 @@ def fact_sums(kind: str, f: Filters, group: tuple[str, ...] = ()) -> dict[tuple,
     first_full, end_full, edges = split_period(f.date_from, f.date_to)
     out: dict[tuple, Sums] = defaultdict(Sums)
     parts: list[QuerySet] = []
+    level = _level(f)
     if first_full is not None:
-        qs = FactMonthly.objects.filter(_dims(f), kind=kind, month__gte=first_full, month__lt=end_full)
+        qs = FactMonthly.objects.filter(
+            _dims(f), kind=kind, level=level, month__gte=first_full, month__lt=end_full
+        )
         parts.append(qs.annotate(a_month=F("month")))
     for lo, hi in edges:
-        qs = FactDaily.objects.filter(_dims(f), kind=kind, day__gte=lo, day__lte=hi)
+        qs = FactDaily.objects.filter(_dims(f), kind=kind, level=level, day__gte=lo, day__lte=hi)
         parts.append(qs.annotate(a_month=TruncMonth("day", output_field=DateField())))
     cols = ["a_month" if g == "month" else g for g in group]
     for qs in parts:
@@ -253,7 +262,7 @@ def spend_by_channel(f: Filters) -> dict[int, Decimal]:
 
 
 def _cohort_rows(f: Filters, **extra) -> QuerySet:
-    qs = CohortMonthly.objects.filter(**extra)
+    qs = CohortMonthly.objects.filter(level=_level(f), **extra)
     if f.channel is not None:
         qs = qs.filter(channel_id=f.channel)
     if f.manager is not None:
@@ -261,8 +270,8 @@ def _cohort_rows(f: Filters, **extra) -> QuerySet:
     return qs.order_by()
 
 
-def _refuse_cohort_unconverted(qs: QuerySet, f: Filters) -> None:
-    if qs.filter(unconverted__gt=0).exists():
+def _refuse_cohort_unconverted(rows: list[dict], f: Filters) -> None:
+    if any(row.get("unc") for row in rows):
         _refuse_unconverted(
             FactKind.ACCRUAL, Filters(dt.date(1900, 1, 1), f.date_to), {(): Sums(unconverted=1)}
         )
@@ -289,26 +298,30 @@ def ltv_inputs(f: Filters, group: str | None = None) -> dict:
     out: dict = defaultdict(LtvInputs)
     key = [group] if group else []
     agg = _cohort_rows(f, cohort_month__gte=m_from, cohort_month__lte=m_to, month__lte=m_to)
-    _refuse_cohort_unconverted(agg, f)
-    for row in _grouped(
+    rows = _grouped(
         agg,
         key,
         size=Sum(Case(When(month=F("cohort_month"), then=F("active")), default=Value(0))),
         gp=Sum("gross_profit"),
-    ):
+        unc=Sum("unconverted"),
+    )
+    _refuse_cohort_unconverted(rows, f)
+    for row in rows:
         o = out[row[group] if group else None]
         o.cohort_clients = int(row["size"] or 0)
         o.cohort_gross_profit = metrics.money(Decimal(row["gp"] or 0))
     period = _cohort_rows(f, month__gte=m_from, month__lte=m_to)
-    _refuse_cohort_unconverted(period, f)
-    for row in _grouped(
+    rows = _grouped(
         period,
         key,
         act=Sum("active"),
         gp=Sum("gross_profit"),
         act_pairs=Sum(Case(When(month__lt=m_to, then=F("active")), default=Value(0))),
         ret_pairs=Sum(Case(When(month__lt=m_to, then=F("retained_next")), default=Value(0))),
-    ):
+        unc=Sum("unconverted"),
+    )
+    _refuse_cohort_unconverted(rows, f)
+    for row in rows:
         o = out[row[group] if group else None]
         o.active_months, o.gross_profit = int(row["act"] or 0), metrics.money(Decimal(row["gp"] or 0))
         o.churn_active, o.churn_retained = int(row["act_pairs"] or 0), int(row["ret_pairs"] or 0)
@@ -495,44 +508,13 @@ def analytics_ar_aging(*, filters: Filters, as_of: dt.date | None = None) -> Rep
     if na:
         return Report(cols, [{"bucket": b, "invoices": None, "amount_due": None, "no_data": {"amount_due": na}}
                              for b, _, _ in metrics.AGING_BUCKETS])  # fmt: skip
-    qs = Invoice.objects.filter(status__in=OPEN_INVOICE_STATUSES, kind=InvoiceKind.INVOICE)
-    qs = qs.filter(issue_date__lte=as_of)
-    if filters.channel is not None:
-        qs = qs.filter(client__channel_id=filters.channel)
-    if filters.manager is not None:
-        qs = qs.filter(
-            Q(deal__manager_id=filters.manager) | Q(deal__isnull=True, client__manager_id=filters.manager)
-        )
-    if filters.pipeline is not None:
-        qs = qs.filter(deal__pipeline_id=filters.pipeline)
-    whens = [
-        When(issue_date__gte=as_of - dt.timedelta(days=high), then=Value(name))
-        for name, _, high in metrics.AGING_BUCKETS
-        if high is not None
-    ]
-    qs = qs.annotate(
-        a_bucket=Case(*whens, default=Value("90+"), output_field=CharField()),
-        a_rate=rate_expr("currency", "issue_date"),
-    ).annotate(a_due=Round(F("a_rate") * (F("amount_total") - F("amount_paid")), 2, output_field=MONEY))
-    by = {r["a_bucket"]: r for r in qs.order_by().values("a_bucket").annotate(
-        n=Count("pk"), due=Coalesce(Sum("a_due"), Value(ZERO), output_field=MONEY),
-        unc=Sum(Case(When(a_rate__isnull=True, then=Value(1)), default=Value(0))),
-    )}  # fmt: skip
-    missing = (
-        qs.filter(a_rate__isnull=True).values("currency", "issue_date").first()
-        if any(r["unc"] for r in by.values())
-        else None
-    )
-    if missing:
-        raise MissingRate(
-            f"No {missing['currency']} exchange rate on or before {missing['issue_date']}.",
-            fields={"currency": [f"{missing['currency']} has no rate for {missing['issue_date']}."]},
-        )
-    rows = [
-        {"bucket": b, "invoices": by.get(b, {}).get("n", 0), "amount_due": metrics.money(Decimal(by.get(b, {}).get("due", ZERO))),
-         "no_data": {}}
-        for b, _, _ in metrics.AGING_BUCKETS
-    ]  # fmt: skip
+    rows = []
+    for bucket, low, high in metrics.AGING_BUCKETS:
+        oldest = as_of - dt.timedelta(days=high) if high is not None else AGING_SINCE
+        newest = as_of - dt.timedelta(days=low) if low else as_of + dt.timedelta(days=AGING_FUTURE_DAYS)
+        window = Filters(oldest, newest, filters.channel, filters.manager, filters.pipeline)
+        total = _total(fact_sums(FactKind.RECEIVABLE, window))
+        rows.append({"bucket": bucket, "invoices": total.n, "amount_due": total.amount, "no_data": {}})
     return Report(cols, rows)
 
 

@@ -11,12 +11,13 @@ from analytics.models import ClientFact, CurrencyRate, FactKind, RollupState
 from analytics.selectors import Filters
 from hub.events import event_dispatch
 from hub.models import Channel, Deal, DealStatus, DomainEvent
+from hub.services import deal_update
 from invoicing.models import PaymentAllocation
 from invoicing.services import invoice_create_draft, invoice_issue, payment_record
 from tests.analytics.dataset import MSK, invoice, pay
 from tests.factories import ClientFactory, CompanyFactory, PipelineFactory, UserFactory
 
-KINDS = (FactKind.ACCRUAL, FactKind.CASH, FactKind.DEAL, FactKind.NEW_CLIENT)
+KINDS = (FactKind.ACCRUAL, FactKind.CASH, FactKind.DEAL, FactKind.NEW_CLIENT, FactKind.RECEIVABLE)
 
 
 def _generate(seed: int = 7) -> dict:
@@ -130,6 +131,16 @@ def test_events_keep_rollups_current(generated):
     assert after["revenue_accrual"] - before["revenue_accrual"] == D("300.00")
     assert after["revenue_cash"] - before["revenue_cash"] == issued.amount_total
     assert after["new_clients"] - before["new_clients"] == 1
+    assert_rollups_equal_raw(generated)
+
+
+def test_deal_manager_change_moves_its_invoices(generated):
+    # given an invoiced deal, when its manager changes through the service and the event is handled
+    deal = Deal.objects.filter(invoices__isnull=False, manager__isnull=False).first()
+    other = next(m for m in generated["managers"] if m.pk != deal.manager_id)
+    deal_update(deal=deal, manager=other)
+    _dispatch_all()
+    # then revenue by manager follows the deal, as the raw query says
     assert_rollups_equal_raw(generated)
 
 
