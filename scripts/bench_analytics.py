@@ -150,10 +150,26 @@ SELECT now(), now(), m::date, CASE WHEN c.id = 10 THEN 2000 + c.id * 10 ELSE 150
     + floor(random() * 50000), CASE WHEN c.id = 10 THEN 'USD' ELSE 'RUB' END, c.id
 FROM hub_channel c CROSS JOIN generate_series((SELECT start FROM bench_period),
     (SELECT stop FROM bench_period), interval '1 month') m;
+"""
+
+
+RATES = """
 INSERT INTO analytics_currencyrate (currency, date, rate)
 SELECT 'USD', d::date, round((90 + 10 * sin(extract(epoch FROM d) / 2592000))::numeric, 4)
-FROM generate_series((SELECT start FROM bench_period) - 10, (SELECT stop FROM bench_period), interval '1 day') d;
+FROM generate_series((date_trunc('month', current_date) - interval '35 months')::date - 10, current_date,
+    interval '1 day') d
 """
+
+
+def ensure_rates() -> None:
+    """Daily USD rates over the data's 36 months (kept apart: a schema reset of analytics loses them)."""
+    from django.db import connection
+
+    from analytics.models import CurrencyRate
+
+    if not CurrencyRate.objects.exists():
+        with connection.cursor() as cursor:
+            cursor.execute(RATES)
 
 
 def generate(deals: int) -> None:
@@ -224,6 +240,7 @@ def main() -> int:
         args.skip_rebuild = False
     else:
         say(f"reusing the {have:,} deals already in {DB_NAME} (--regenerate to start again)")
+    ensure_rates()
     say(", ".join(f"{k} {v:,}" for k, v in counts().items()))
 
     if not args.skip_rebuild or not FactMonthly.objects.exists():
