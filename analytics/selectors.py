@@ -192,7 +192,11 @@ def _product_accrual(f: Filters, group: tuple[str, ...] = ()) -> dict[tuple, Sum
     for dim, name in (("channel", "a_channel"), ("manager", "a_manager"), ("pipeline", "a_pipeline")):
         if getattr(f, dim) is not None:
             invoices = invoices.filter(**{name: getattr(f, dim)})
-    sign = Case(When(invoice__kind=InvoiceKind.CREDIT_NOTE, then=Value(Decimal("-1"))), default=Value(1))
+    sign = Case(
+        When(invoice__kind=InvoiceKind.CREDIT_NOTE, then=Value(Decimal("-1"))),
+        default=Value(Decimal("1")),
+        output_field=MONEY,
+    )
     lines = (
         InvoiceLine.objects.filter(product_id=f.product, invoice__in=invoices.values("pk"))
         .annotate(a_rate=rate_expr("invoice__currency", "invoice__issue_date"))

@@ -176,3 +176,23 @@ def test_missing_rate_is_a_clear_error(data):
     CurrencyRate.objects.create(currency="EUR", date=dt.date(2026, 3, 1), rate=D("110"))
     rollups.rollups_rebuild()
     assert selectors.analytics_summary(filters=Q1).rows[0]["revenue_accrual"] == D("5150.00")  # 4600 + 5×110
+
+
+def test_product_filter_reads_invoice_lines(data):
+    from invoicing.models import Invoice, InvoiceLine
+    from tests.factories import ProductFactory
+
+    pump = ProductFactory(name="Pump")
+    # given a Pump line on the January RUB invoice (net 1000, cost 600) and on the USD one (net 10, cost 4)
+    for issued, net, cost in (
+        (dt.date(2026, 1, 10), D("1000"), D("600")),
+        (dt.date(2026, 1, 20), D("10"), D("4")),
+    ):
+        InvoiceLine.objects.create(invoice=Invoice.objects.get(issue_date=issued), product=pump, description="Pump",
+                                   quantity=D("1"), unit_price=net, amount_net=net, amount_total=net, cost_total=cost)  # fmt: skip
+    row = selectors.analytics_summary(filters=Filters(Q1.date_from, Q1.date_to, product=pump.pk)).rows[0]
+    # then revenue 1000 + 10×90 = 1900, cost 600 + 4×90 = 960, margin 940/1900 = 49.47
+    assert (row["revenue_accrual"], row["cogs"], row["margin_pct"]) == (D("1900.00"), D("960.00"), D("49.47"))
+    # and what has no product split says so
+    assert row["revenue_cash"] is None and "product" in row["no_data"]["revenue_cash"]
+    assert row["cac"] is None and "product" in row["no_data"]["cac"]
