@@ -4,8 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-
-.PHONY: run test install lint format bench-api bench-notify bench-pdf clean
+.PHONY: run test install lint format bench-api bench-notify bench-pdf bench-analytics clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -52,7 +51,13 @@ bench-notify: $(STAMP)
 	SECRET_KEY=$${SECRET_KEY:-bench-only-secret} ALLOWED_HOSTS=localhost STATIC_MANIFEST=false \
 	DATABASE_URL=$(BENCH_DATABASE_URL) CELERY_BROKER_URL=$(BENCH_BROKER_URL) LOG_FORMAT=plain \
 		$(BIN)/python scripts/bench_notify.py
+
 # Median ms per one-page and five-page invoice after warm-up, and 1,000 invoices over 2 processes.
 bench-pdf: $(STAMP)
 	SECRET_KEY=$${SECRET_KEY:-bench-only} ALLOWED_HOSTS=$${ALLOWED_HOSTS:-localhost} STATIC_MANIFEST=false \
 		$(BIN)/python scripts/bench_pdf.py
+
+# PostgreSQL hub_bench_analytics: 1,000,000 deals generated in SQL (reused on later runs; pass
+# BENCH_ARGS=--regenerate to start again), rollups rebuilt, every figure timed. See scripts/bench_analytics.py.
+bench-analytics: $(STAMP)
+	$(BIN)/python scripts/bench_analytics.py $(BENCH_ARGS)

@@ -239,10 +239,14 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(hour=6, minute=0),
     },
     "notifications.send_due": {"task": "notifications.send_due", "schedule": 60.0},
+    # Safety net for the analytics rollups (events keep them current; this folds in anything missed).
+    "analytics.refresh_rollups": {"task": "analytics.refresh_rollups", "schedule": 300.0},
 }
 
 # --- The hub --------------------------------------------------------------------------------------
 HUB_DEFAULT_PHONE_REGION = env.str("HUB_DEFAULT_PHONE_REGION", default="RU")
+# The company currency: analytics converts every document into it at the stored daily rates.
+HUB_DEFAULT_CURRENCY = env.str("HUB_DEFAULT_CURRENCY", default="RUB")
 HUB_EVENT_MAX_ATTEMPTS = env.int("HUB_EVENT_MAX_ATTEMPTS", default=8)
 HUB_IDEMPOTENCY_TTL_HOURS = env.int("HUB_IDEMPOTENCY_TTL_HOURS", default=24)
 # Payment matching: a decision at or above this confidence is applied without a person.

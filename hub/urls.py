@@ -31,6 +31,7 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("api/v1/bank-statements/", BankStatementUpload.as_view(), name="bank-statements"),
     path("api/v1/deals/<int:pk>/issue-invoice/", DealIssueInvoiceView.as_view(), name="deal-issue-invoice"),
+    path("api/v1/analytics/", include("analytics.api")),
     path("api/v1/", include(router.urls)),
     path("webhooks/yookassa/", yookassa_webhook, name="webhook-yookassa"),
     path("webhooks/stripe/", stripe_webhook, name="webhook-stripe"),

@@ -18,6 +18,8 @@ from django.db.migrations.executor import MigrationExecutor
 from django.urls import reverse
 from django.utils import timezone
 
+from analytics.models import CurrencyRate
+from analytics.rollups import rollups_rebuild
 from hub.api_auth import apikey_create
 from hub.models import ApiKey, Client, Deal, DomainEvent, EventDelivery, IdempotencyRecord
 from hub.services import client_create, deal_create
@@ -89,6 +91,8 @@ def hub_data(company, pipeline, superuser):
         allocations=[{"invoice": issued, "amount": Decimal("1000.00")}],
     )
     MarketingSpendFactory(channel=channel)
+    CurrencyRate.objects.create(currency="USD", date=dt.date(2026, 1, 1), rate=Decimal("90"))
+    rollups_rebuild()  # the analytics rollups have a row for the payment above
     apikey_create(name="erp", scope="write")
     IdempotencyRecord.objects.create(
         principal="key:1", key="k-1", method="POST", path="/api/v1/clients/", fingerprint="f" * 64
