@@ -46,8 +46,8 @@ BENCH_BROKER_URL   ?= redis://127.0.0.1:6379/6
 bench-notify: $(STAMP)
 	pg_isready -h 127.0.0.1 -q || pg_ctlcluster 15 main start
 	redis-cli -h 127.0.0.1 ping >/dev/null 2>&1 || redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save ""
-	psql -h 127.0.0.1 -U postgres -tc "SELECT 1 FROM pg_database WHERE datname='$(notdir $(BENCH_DATABASE_URL))'" | grep -q 1 \
-		|| createdb -h 127.0.0.1 -U postgres $(notdir $(BENCH_DATABASE_URL))
+	dropdb -h 127.0.0.1 -U postgres --if-exists $(notdir $(BENCH_DATABASE_URL))
+	createdb -h 127.0.0.1 -U postgres $(notdir $(BENCH_DATABASE_URL))
 	SECRET_KEY=$${SECRET_KEY:-bench-only-secret} ALLOWED_HOSTS=localhost STATIC_MANIFEST=false \
 	DATABASE_URL=$(BENCH_DATABASE_URL) CELERY_BROKER_URL=$(BENCH_BROKER_URL) LOG_FORMAT=plain \
 		$(BIN)/python scripts/bench_notify.py

@@ -1,13 +1,10 @@
-"""Keep the rollups current as the canonical model changes: one refresh per event, in its transaction."""
+"""Keep the rollups current as the canonical model changes: events queue one coalesced refresh."""
+
+from django.conf import settings
+from django.db import transaction
 
 from hub.events import event_handler
 from hub.models import DomainEvent
-
-from . import rollups
-
-
-def _id(event: DomainEvent) -> int:
-    return int(event.aggregate_id)
 
 
 @event_handler(
@@ -15,22 +12,28 @@ def _id(event: DomainEvent) -> int:
     events=("invoice.*", "payment.*", "deal.*", "client.updated", "client.merged", "currency_rate.set"),
 )
 def refresh_rollups(event: DomainEvent) -> None:
-    kind = event.aggregate_type
-    if kind == "invoicing.invoice":
-        rollups.rollups_refresh_for(invoice_ids=[_id(event)])
-    elif kind == "invoicing.payment":
-        ids = [_id(event)]
-        invoice = event.payload.get("invoice")
-        rollups.rollups_refresh_for(payment_ids=ids, invoice_ids=[invoice] if invoice else [])
-    elif kind == "hub.deal":
-        rollups.rollups_refresh_for(deal_ids=[_id(event)])
-    elif kind == "hub.client":
-        ids = [_id(event)]
-        target = event.payload.get("into")
-        rollups.rollups_refresh_for(client_ids=[*ids, *([target] if target else [])])
-    elif kind == "analytics.currencyrate":
-        # A rate changes the conversion of every later document in that currency: let the beat task
-        # rebuild (cheap to ask for, expensive to do in the request that stored the rate).
-        from .models import RollupState
+    """Ask for one coalesced refresh instead of refreshing per event.
 
+    A payment alone raises three events (received, allocated, invoice paid), and a bank statement
+    hundreds; refreshing the rollups for each would cost seconds of worker time per payment at scale.
+    The first event of a burst queues ``analytics.refresh_rollups`` a moment later; the events after it,
+    until that task starts, find it queued and add nothing. The task folds in everything changed
+    since its watermark, so no change is missed, whatever the order.
+    """
+    from .models import RollupState
+
+    if event.aggregate_type == "analytics.currencyrate":
+        # A rate changes the conversion of every later document in that currency: rebuild.
         RollupState.objects.filter(name="facts").update(watermark=None)
+    _, created = RollupState.objects.get_or_create(name=REFRESH_QUEUED)
+    if created:
+        transaction.on_commit(_enqueue_refresh)
+
+
+REFRESH_QUEUED = "refresh-queued"
+
+
+def _enqueue_refresh() -> None:
+    from .tasks import refresh_rollups as task
+
+    task.apply_async(countdown=settings.ANALYTICS_REFRESH_DELAY_SECONDS)

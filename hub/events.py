@@ -37,6 +37,7 @@ class RegisteredHandler:
     name: str
     patterns: tuple[str, ...]
     func: Handler
+    queue: str = "default"
 
     def wants(self, event_type: str) -> bool:
         return any(fnmatch.fnmatchcase(event_type, p) for p in self.patterns)
@@ -45,11 +46,17 @@ class RegisteredHandler:
 _registry: dict[str, RegisteredHandler] = {}
 
 
-def event_handler(name: str, *, events: tuple[str, ...]) -> Callable[[Handler], Handler]:
-    """Register ``func`` under a stable ``name`` for event types matching ``events`` (``deal.*``)."""
+def event_handler(
+    name: str, *, events: tuple[str, ...], queue: str = "default"
+) -> Callable[[Handler], Handler]:
+    """Register ``func`` under a stable ``name`` for event types matching ``events`` (``deal.*``).
+
+    Each handler runs as its own task on ``queue``, so a slow handler (a rollup refresh, a PDF) never
+    holds back a fast one (a payment notification) of the same event.
+    """
 
     def decorate(func: Handler) -> Handler:
-        _registry[name] = RegisteredHandler(name, tuple(events), func)
+        _registry[name] = RegisteredHandler(name, tuple(events), func, queue)
         return func
 
     return decorate
@@ -113,71 +120,101 @@ class DispatchResult:
     retry_in: float | None = None
 
 
-def event_dispatch(event_id: int) -> DispatchResult:
-    """Give the event to each handler that has not had it yet. Safe to call any number of times."""
-    result = DispatchResult()
+def _due() -> Q:
+    now = timezone.now()
+    due = Q(status=DeliveryStatus.PENDING) | Q(status=DeliveryStatus.FAILED, next_attempt_at__lte=now)
+    return due | Q(status=DeliveryStatus.RUNNING, claimed_until__lt=now)
+
+
+def event_fanout(event_id: int) -> list[tuple[int, str]]:
+    """Make sure every interested handler has its delivery row; return the due ones with their queues."""
     event = DomainEvent.objects.filter(pk=event_id).first()
     if event is None or event.dispatched_at is not None:
-        return result
+        return []
     handlers = {h.name: h for h in handlers_for(event.type)}
     EventDelivery.objects.bulk_create(
         [EventDelivery(event=event, handler=name) for name in handlers], ignore_conflicts=True
     )
-    now = timezone.now()
-    due = Q(status=DeliveryStatus.PENDING) | Q(status=DeliveryStatus.FAILED, next_attempt_at__lte=now)
-    due |= Q(status=DeliveryStatus.RUNNING, claimed_until__lt=now)
-    for delivery in EventDelivery.objects.filter(event=event).filter(due).order_by("id"):
-        handler = handlers.get(delivery.handler)
-        if handler is None:  # the handler was removed from the code: nothing left to do
-            EventDelivery.objects.filter(pk=delivery.pk).update(
-                status=DeliveryStatus.DEAD, last_error="handler no longer registered"
-            )
-            continue
-        claimed = EventDelivery.objects.filter(
-            pk=delivery.pk, status=delivery.status, attempts=delivery.attempts
-        ).update(status=DeliveryStatus.RUNNING, attempts=F("attempts") + 1, claimed_until=now + CLAIM_LEASE)
-        if not claimed:
-            result.skipped += 1
-            continue
-        try:
-            with transaction.atomic():
-                handler.func(event)
-                EventDelivery.objects.filter(pk=delivery.pk).update(
-                    status=DeliveryStatus.DONE, done_at=timezone.now(), last_error="", claimed_until=None
-                )
-            result.delivered += 1
-        except Exception as exc:
-            attempts = delivery.attempts + 1
-            gave_up = attempts >= settings.HUB_EVENT_MAX_ATTEMPTS
-            wait = _backoff(attempts)
-            EventDelivery.objects.filter(pk=delivery.pk).update(
-                status=DeliveryStatus.DEAD if gave_up else DeliveryStatus.FAILED,
-                next_attempt_at=None if gave_up else timezone.now() + wait,
-                last_error=f"{type(exc).__name__}: {exc}"[:4000],
-                claimed_until=None,
-            )
-            logger.warning(
-                "event handler failed",
-                extra={
-                    "event_id": event.pk,
-                    "handler": handler.name,
-                    "attempt": attempts,
-                    "gave_up": gave_up,
-                },
-                exc_info=True,
-            )
-            result.failed += 1
-            if not gave_up:
-                seconds = wait.total_seconds()
-                result.retry_in = seconds if result.retry_in is None else min(result.retry_in, seconds)
-    open_left = EventDelivery.objects.filter(event=event).exclude(
+    due = list(
+        EventDelivery.objects.filter(event=event).filter(_due()).order_by("id").values_list("id", "handler")
+    )
+    if not due:
+        _close_if_done(event.pk)
+    return [(pk, handlers[name].queue if name in handlers else "default") for pk, name in due]
+
+
+def _close_if_done(event_id: int) -> None:
+    open_left = EventDelivery.objects.filter(event_id=event_id).exclude(
         status__in=[DeliveryStatus.DONE, DeliveryStatus.DEAD]
     )
     if not open_left.exists():
-        DomainEvent.objects.filter(pk=event.pk, dispatched_at__isnull=True).update(
+        DomainEvent.objects.filter(pk=event_id, dispatched_at__isnull=True).update(
             dispatched_at=timezone.now()
         )
+
+
+def delivery_run(delivery_id: int) -> DispatchResult:
+    """Claim one (event, handler) delivery and run it; its writes commit with the row marked done."""
+    result = DispatchResult()
+    delivery = EventDelivery.objects.select_related("event").filter(pk=delivery_id).filter(_due()).first()
+    if delivery is None:
+        result.skipped += 1
+        return result
+    event = delivery.event
+    handler = _registry.get(delivery.handler)
+    if handler is None:  # the handler was removed from the code: nothing left to do
+        EventDelivery.objects.filter(pk=delivery.pk).update(
+            status=DeliveryStatus.DEAD, last_error="handler no longer registered"
+        )
+        _close_if_done(event.pk)
+        return result
+    now = timezone.now()
+    claimed = EventDelivery.objects.filter(
+        pk=delivery.pk, status=delivery.status, attempts=delivery.attempts
+    ).update(status=DeliveryStatus.RUNNING, attempts=F("attempts") + 1, claimed_until=now + CLAIM_LEASE)
+    if not claimed:
+        result.skipped += 1
+        return result
+    try:
+        with transaction.atomic():
+            handler.func(event)
+            EventDelivery.objects.filter(pk=delivery.pk).update(
+                status=DeliveryStatus.DONE, done_at=timezone.now(), last_error="", claimed_until=None
+            )
+        result.delivered += 1
+    except Exception as exc:
+        attempts = delivery.attempts + 1
+        gave_up = attempts >= settings.HUB_EVENT_MAX_ATTEMPTS
+        wait = _backoff(attempts)
+        EventDelivery.objects.filter(pk=delivery.pk).update(
+            status=DeliveryStatus.DEAD if gave_up else DeliveryStatus.FAILED,
+            next_attempt_at=None if gave_up else timezone.now() + wait,
+            last_error=f"{type(exc).__name__}: {exc}"[:4000],
+            claimed_until=None,
+        )
+        logger.warning(
+            "event handler failed",
+            extra={"event_id": event.pk, "handler": handler.name, "attempt": attempts, "gave_up": gave_up},
+            exc_info=True,
+        )
+        result.failed += 1
+        if not gave_up:
+            result.retry_in = wait.total_seconds()
+    _close_if_done(event.pk)
     return result
+
+
+def event_dispatch(event_id: int) -> DispatchResult:
+    """Run every due handler of the event here and now. Safe to call any number of times."""
+    total = DispatchResult()
+    for delivery_id, _queue in event_fanout(event_id):
+        one = delivery_run(delivery_id)
+        total.delivered += one.delivered
+        total.failed += one.failed
+        total.skipped += one.skipped
+        if one.retry_in is not None:
+            total.retry_in = one.retry_in if total.retry_in is None else min(total.retry_in, one.retry_in)
+    return total
 
 
 def event_redeliver(event_id: int) -> DispatchResult:

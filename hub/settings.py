@@ -247,6 +247,8 @@ CELERY_BEAT_SCHEDULE = {
 HUB_DEFAULT_PHONE_REGION = env.str("HUB_DEFAULT_PHONE_REGION", default="RU")
 # The company currency: analytics converts every document into it at the stored daily rates.
 HUB_DEFAULT_CURRENCY = env.str("HUB_DEFAULT_CURRENCY", default="RUB")
+# Events ask for one rollup refresh this many seconds later; a burst of events shares it.
+ANALYTICS_REFRESH_DELAY_SECONDS = env.float("ANALYTICS_REFRESH_DELAY_SECONDS", default=2.0)
 HUB_EVENT_MAX_ATTEMPTS = env.int("HUB_EVENT_MAX_ATTEMPTS", default=8)
 HUB_IDEMPOTENCY_TTL_HOURS = env.int("HUB_IDEMPOTENCY_TTL_HOURS", default=24)
 # Payment matching: a decision at or above this confidence is applied without a person.

@@ -14,7 +14,7 @@ from . import services
 from .models import InvoiceDelivery, InvoiceTrigger
 
 
-@event_handler("invoicing.triggers", events=("deal.stage_changed", "deal.won"))
+@event_handler("invoicing.triggers", events=("deal.stage_changed", "deal.won"), queue="documents")
 def deal_entered_stage(event: DomainEvent) -> None:
     stage_id = event.payload.get("stage")
     if not stage_id:

@@ -7,6 +7,6 @@ from .models import EventType
 from .services import notifications_fanout
 
 
-@event_handler("notifications.fanout", events=tuple(EventType.values))
+@event_handler("notifications.fanout", events=tuple(EventType.values), queue="notify")
 def fanout(event: DomainEvent) -> None:
     notifications_fanout(event)

@@ -158,3 +158,35 @@ def test_request_id_travels_into_task_headers():
         assert headers["request_id"] == "req-123"
     finally:
         request_id_var.reset(token)
+
+
+def test_handlers_run_per_queue(recorder, monkeypatch):
+    # given a handler on the notify queue besides two on the default one
+    from hub import tasks
+
+    ran_notify = []
+
+    @event_handler("test.notify", events=("client.*",), queue="notify")
+    def notify(event):
+        ran_notify.append(event.pk)
+
+    sent = []
+    monkeypatch.setattr(tasks.dispatch_event, "apply_async", lambda args, queue: sent.append((args, queue)))
+    try:
+        client = client_create(name="Queues")
+        event = DomainEvent.objects.get(aggregate_id=str(client.pk))
+        # when the first dispatch runs (on the default queue)
+        tasks.dispatch_event(event.pk)
+        # then the default handlers ran here, and the notify queue got one task for its share
+        assert recorder == [event.pk] and ran_notify == []
+        assert sent == [((event.pk, "notify"), "notify")]
+        event.refresh_from_db()
+        assert event.dispatched_at is None
+        # when that task runs (twice: a duplicate message), the notify handler runs once
+        tasks.dispatch_event(event.pk, "notify")
+        tasks.dispatch_event(event.pk, "notify")
+        assert ran_notify == [event.pk] and recorder == [event.pk]
+        event.refresh_from_db()
+        assert event.dispatched_at is not None
+    finally:
+        unregister_handler("test.notify")

@@ -106,8 +106,15 @@ def test_first_payment_matches_the_payments(generated):
 
 
 def _dispatch_all():
+    """Dispatch the pending events, then run the one refresh they queued (as the worker would)."""
+    from analytics.handlers import REFRESH_QUEUED
+    from analytics.tasks import refresh_rollups
+
     for event_id in DomainEvent.objects.filter(dispatched_at__isnull=True).values_list("pk", flat=True):
         event_dispatch(event_id)
+    assert RollupState.objects.filter(name=REFRESH_QUEUED).count() == 1  # one refresh for the whole burst
+    refresh_rollups()
+    assert not RollupState.objects.filter(name=REFRESH_QUEUED).exists()
 
 
 def test_events_keep_rollups_current(generated):
