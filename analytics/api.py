@@ -12,18 +12,26 @@ import io
 from collections.abc import Callable
 from decimal import Decimal
 
+import django_filters
 from django.http import HttpResponse
 from django.urls import path
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import serializers
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from rest_framework import mixins, serializers, status
+from rest_framework.decorators import action
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
+from rest_framework.routers import DefaultRouter
 from rest_framework.views import APIView
 
-from hub.api import error_schema
+from hub.api import ReadViewSet, error_schema
+from hub.api_common import UpdatedSinceFilterSet, error_body, idempotent
+from hub.fast_serializers import CompiledOutputSerializer
+from hub.models import Channel
 
-from . import selectors
+from . import selectors, services
+from .models import MarketingSpend
 from .rollups import company_currency
 from .selectors import Filters, Report
 
@@ -184,3 +192,79 @@ urlpatterns = [
     path(f"{name}/", _view(name, staticmethod(selector), doc).as_view(), name=f"analytics-{name}")
     for name, (selector, doc) in FIGURES.items()
 ]
+
+
+# --- marketing spend: the input CAC needs -----------------------------------------------------------
+
+
+class SpendOutput(CompiledOutputSerializer):
+    channel_code = serializers.CharField(source="channel.code", read_only=True)
+
+    class Meta:
+        model = MarketingSpend
+        fields = ["id", "channel", "channel_code", "month", "amount", "currency", "created_at", "updated_at"]
+        read_only_fields = fields
+
+
+class SpendInput(serializers.Serializer):
+    channel = serializers.PrimaryKeyRelatedField(queryset=Channel.objects.all())
+    month = serializers.DateField(help_text="The first day of the month.")
+    amount = serializers.DecimalField(max_digits=18, decimal_places=2, min_value=Decimal("0"))
+    currency = serializers.CharField(max_length=3, required=False, default="RUB")
+
+
+class SpendFilter(UpdatedSinceFilterSet):
+    month_from = django_filters.DateFilter(field_name="month", lookup_expr="gte")
+    month_to = django_filters.DateFilter(field_name="month", lookup_expr="lte")
+
+    class Meta:
+        model = MarketingSpend
+        fields = ["channel", "currency"]
+
+
+class SpendFileInput(serializers.Serializer):
+    file = serializers.FileField(help_text="CSV with columns channel, month, amount[, currency].")
+
+
+@extend_schema_view(
+    list=extend_schema(
+        summary="List marketing spend", responses={200: SpendOutput(many=True), **error_schema(400, 401)}
+    ),
+    retrieve=extend_schema(summary="Get a spend row", responses={200: SpendOutput, **error_schema(401, 404)}),
+    create=extend_schema(
+        summary="Set a channel's spend for a month (replaces that month's amount)",
+        request=SpendInput,
+        responses={201: SpendOutput, **error_schema(400, 401, 403, 422)},
+    ),
+    import_csv=extend_schema(
+        summary="Import spend from CSV: all rows or none; a bad row is named by its number",
+        request={"multipart/form-data": SpendFileInput},
+        responses={201: OpenApiResponse(description="{'imported': N}"), **error_schema(400, 401, 403)},
+    ),
+)
+class SpendViewSet(ReadViewSet, mixins.CreateModelMixin):
+    queryset = MarketingSpend.objects.select_related("channel")
+    output_serializer = SpendOutput
+    filterset_class = SpendFilter
+    search_fields = ["channel__name", "channel__code"]
+    ordering_fields = ["id", "month", "updated_at"]
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
+
+    @idempotent
+    def create(self, request, *args, **kwargs):
+        spend = services.spend_set(actor=self._actor(), origin="api", **self._parse(SpendInput))
+        return self._respond(spend, status.HTTP_201_CREATED)
+
+    @action(detail=False, methods=["post"], url_path="import")
+    def import_csv(self, request, *args, **kwargs):
+        upload = self._parse(SpendFileInput)["file"]
+        if upload.size > 5 * 1024 * 1024:
+            return Response(error_body("file_too_large", "A spend file may be at most 5 MB."), status=400)
+        imported = services.spend_import_csv(data=upload.read(), actor=self._actor(), origin="api")
+        return Response({"imported": imported}, status=status.HTTP_201_CREATED)
+
+
+spend_router = DefaultRouter(trailing_slash=True)
+spend_router.include_root_view = False
+spend_router.register("spend", SpendViewSet, basename="marketing-spend")
+urlpatterns += spend_router.urls

@@ -94,6 +94,40 @@ def spend_import_csv(*, data: bytes | str, actor=None, origin: str = "admin") ->
     return len(parsed)
 
 
+def spend_set(
+    *,
+    channel: Channel,
+    month: dt.date,
+    amount: Decimal,
+    currency: str = "RUB",
+    actor=None,
+    origin: str = "api",
+) -> MarketingSpend:
+    """Store one month of a channel's spend (replacing that month's amount in that currency)."""
+    errors: dict[str, list[str]] = {}
+    if month.day != 1:
+        errors["month"] = ["Must be the first day of a month."]
+    if not amount.is_finite() or amount < 0:
+        errors["amount"] = ["Must be zero or more."]
+    currency = (currency or "RUB").strip().upper()
+    if len(currency) != 3 or not currency.isalpha() or not currency.isascii():
+        errors["currency"] = [f"{currency!r} is not an ISO 4217 code."]
+    if errors:
+        raise ValidationFailed.from_fields(errors)
+    with transaction.atomic():
+        spend, _ = MarketingSpend.objects.update_or_create(
+            channel=channel, month=month, currency=currency, defaults={"amount": amount}
+        )
+        event_record(
+            type="marketing_spend.set",
+            instance=spend,
+            payload={"channel": channel.code, "month": month, "amount": amount, "currency": currency},
+            origin=origin,
+            actor=actor,
+        )
+    return spend
+
+
 def rate_set(
     *, currency: str, date: dt.date, rate: Decimal, actor=None, origin: str = "admin"
 ) -> CurrencyRate:

@@ -425,3 +425,30 @@ def test_old_idempotency_records_are_purged(api, settings):
         created_at=timezone.now() - dt.timedelta(hours=settings.HUB_IDEMPOTENCY_TTL_HOURS + 1)
     )
     assert purge_idempotency_records() == 1
+
+
+def test_client_list_rows_match_the_client_serializer(api):
+    """The list endpoint renders values() rows by hand for speed; they must equal ClientOutput's JSON."""
+    from hub.serializers import ClientOutput
+
+    ClientFactory(channel=ChannelFactory(), manager=UserFactory(first_name="Анна", last_name="Петрова"),
+                  notes="n", address="a")  # fmt: skip
+    archived = ClientFactory()
+    from hub.services import client_archive
+
+    client_archive(client=archived)
+    ClientFactory(kind="person", inn="", email="")
+    listed = api.get("/api/v1/clients/").json()["results"]
+    assert len(listed) == 3
+    for row in listed:
+        client = Client.objects.select_related("manager", "channel").get(pk=row["id"])
+        expected = api.get(f"/api/v1/clients/{client.pk}/").json()
+        assert row == expected == json_roundtrip(ClientOutput(client).data)
+
+
+def json_roundtrip(data):
+    import json
+
+    from rest_framework.renderers import JSONRenderer
+
+    return json.loads(JSONRenderer().render(data))
