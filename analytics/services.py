@@ -31,15 +31,37 @@ def _parse_month(value: str) -> dt.date:
     raise ValueError("expected YYYY-MM or YYYY-MM-01")
 
 
+def _decode(data: bytes) -> str:
+    """UTF-8 (with or without BOM), else Windows-1251: what Russian Excel saves as CSV."""
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        try:
+            return data.decode("cp1251")
+        except UnicodeDecodeError as exc:
+            raise ValidationFailed(
+                "The file is neither UTF-8 nor Windows-1251 text.",
+                fields={"file": ["Unknown encoding."]},
+                code="bad_file",
+            ) from exc
+
+
 def spend_import_csv(*, data: bytes | str, actor=None, origin: str = "admin") -> int:
     """Import marketing spend from CSV with columns channel (code or name), month, amount, currency.
 
     All or nothing: the first bad row refuses the whole file with its row number (the header is row 1)
     and nothing is stored. A row for an existing channel+month+currency replaces its amount.
     """
-    text = data.decode("utf-8-sig") if isinstance(data, bytes) else data
+    text = _decode(data) if isinstance(data, bytes) else data
+    if "\x00" in text:
+        raise ValidationFailed(
+            "This is not a CSV text file.", fields={"file": ["Binary content."]}, code="bad_file"
+        )
     reader = csv.DictReader(io.StringIO(text))
-    missing = [c for c in SPEND_COLUMNS[:3] if c not in (reader.fieldnames or [])]
+    try:
+        missing = [c for c in SPEND_COLUMNS[:3] if c not in (reader.fieldnames or [])]
+    except csv.Error as exc:
+        raise ValidationFailed(f"Row 1: not readable as CSV ({exc}).", fields={"file": [str(exc)]}) from exc
     if missing:
         raise ValidationFailed(
             f"Row 1: the header lacks {', '.join(missing)} (expected: {', '.join(SPEND_COLUMNS)}).",
@@ -49,7 +71,14 @@ def spend_import_csv(*, data: bytes | str, actor=None, origin: str = "admin") ->
     channels |= {c.name.lower(): c for c in channels.values()}
     parsed: list[tuple[Channel, dt.date, Decimal, str]] = []
     seen: dict[tuple, int] = {}
-    for number, row in enumerate(reader, start=2):
+    try:
+        rows = list(reader)  # a spend file is small (the API takes at most 5 MB)
+    except csv.Error as exc:
+        raise ValidationFailed(
+            f"Row {reader.line_num}: not readable as CSV ({exc}). Nothing was imported.",
+            fields={"file": [str(exc)]},
+        ) from exc
+    for number, row in enumerate(rows, start=2):
 
         def refuse(field: str, message: str, number=number, row=row):
             raise ValidationFailed(

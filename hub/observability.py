@@ -64,8 +64,10 @@ def _publish_with_request_id(headers=None, **kwargs) -> None:
 
 
 def _task_starts(task=None, **kwargs) -> None:
-    rid = getattr(task.request, "request_id", None) if task is not None else None
-    request_id_var.set(rid or (f"task-{task.request.id}" if task is not None else "-"))
+    if task is None or getattr(task.request, "is_eager", False):
+        return  # run inline (tests, eager mode): the caller's request id stays
+    rid = getattr(task.request, "request_id", None)
+    request_id_var.set(rid or f"task-{task.request.id}")
 
 
 def connect_celery_signals() -> None:

@@ -51,3 +51,18 @@ def test_read_key_cannot_write_spend(read_api):
     response = read_api.post("/api/v1/analytics/spend/", {"channel": channel.pk, "month": "2026-03-01", "amount": "1"},
                              format="json")  # fmt: skip
     assert response.status_code == 403
+
+
+def test_binary_and_windows_1251_files(api):
+    ChannelFactory(code="expo", name="Выставки")
+    png = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"
+    response = api.post("/api/v1/analytics/spend/import/", {"file": SimpleUploadedFile("x.csv", png)},
+                        format="multipart")  # fmt: skip
+    assert response.status_code == 400 and response.json()["error"]["code"] in (
+        "bad_file",
+        "validation_error",
+    )
+    text = "channel,month,amount\nВыставки,2026-05,300.00\n".encode("cp1251")
+    response = api.post("/api/v1/analytics/spend/import/", {"file": SimpleUploadedFile("x.csv", text)},
+                        format="multipart")  # fmt: skip
+    assert response.status_code == 201 and response.json() == {"imported": 1}
