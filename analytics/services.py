@@ -37,7 +37,12 @@ def spend_import_csv(*, data: bytes | str, actor=None, origin: str = "admin") ->
     All or nothing: the first bad row refuses the whole file with its row number (the header is row 1)
     and nothing is stored. A row for an existing channel+month+currency replaces its amount.
     """
-    text = data.decode("utf-8-sig") if isinstance(data, bytes) else data
+    try:
+        text = data.decode("utf-8-sig") if isinstance(data, bytes) else data
+    except UnicodeDecodeError as exc:
+        raise ValidationFailed(
+            f"The file is not UTF-8 text (byte {exc.start}).", fields={"file": ["Expected a UTF-8 CSV file."]}
+        ) from exc
     reader = csv.DictReader(io.StringIO(text))
     missing = [c for c in SPEND_COLUMNS[:3] if c not in (reader.fieldnames or [])]
     if missing:
