@@ -261,6 +261,13 @@ YOOKASSA_SECRET_KEY = env.str("YOOKASSA_SECRET_KEY", default="")
 # Stripe: the endpoint's signing secret (and the previous one while rotating).
 STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
 STRIPE_WEBHOOK_SECRET_PREVIOUS = env.str("STRIPE_WEBHOOK_SECRET_PREVIOUS", default="")
+# Stripe API (Checkout Sessions for "pay online"): the secret key and a base URL tests can point elsewhere.
+STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
+STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="https://api.stripe.com")
+# Pay online: "" (off), "yookassa" or "stripe". Issuing an invoice then creates a payment at that gateway
+# and keeps its link on the invoice (API, PDF, e-mail). The payer comes back to HUB_PUBLIC_URL.
+HUB_PAY_ONLINE_GATEWAY = env.str("HUB_PAY_ONLINE_GATEWAY", default="")
+HUB_PUBLIC_URL = env.str("HUB_PUBLIC_URL", default="")
 
 # --- Notifications --------------------------------------------------------------------------------
 TELEGRAM_API_BASE = env.str("TELEGRAM_API_BASE", default="https://api.telegram.org")

@@ -131,6 +131,11 @@ class InvoiceTemplate(TimeStamped):
         return self.name
 
 
+class PayOnlineGateway(models.TextChoices):
+    YOOKASSA = "yookassa", "YooKassa"
+    STRIPE = "stripe", "Stripe"
+
+
 class Invoice(TimeStamped):
     kind = models.CharField(_("kind"), max_length=12, choices=InvoiceKind, default=InvoiceKind.INVOICE)
     company = models.ForeignKey(
@@ -190,6 +195,10 @@ class Invoice(TimeStamped):
     pdf = models.BinaryField(null=True, blank=True, editable=False)
     pdf_key = models.CharField(max_length=64, blank=True, editable=False)
     pdf_rendered_at = models.DateTimeField(_("PDF rendered at"), null=True, blank=True, editable=False)
+    # Pay online: the payment created at the gateway when the invoice was issued, and where to pay it.
+    payment_url = models.URLField(_("pay online link"), max_length=2000, blank=True)
+    gateway = models.CharField(_("payment gateway"), max_length=12, choices=PayOnlineGateway, blank=True)
+    gateway_payment_id = models.CharField(_("gateway payment id"), max_length=255, blank=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         verbose_name=_("created by"),
@@ -607,6 +616,9 @@ class GatewayEventStatus(models.TextChoices):
     DUPLICATE = "duplicate", _("Already processed")
     IGNORED = "ignored", _("Ignored event type")
     REFUSED = "refused", _("Refused")
+    # Our own calls to a gateway (pay online: a payment created for an invoice), logged alongside.
+    CREATED = "created", _("Payment created")
+    FAILED = "failed", _("Gateway call failed")
 
 
 class GatewayEvent(models.Model):

@@ -299,6 +299,7 @@ def invoice_context(invoice, template, lines=None) -> dict[str, Any]:
         "currency": invoice.currency,
         "currency_label": "руб." if invoice.currency == "RUB" and lang == "ru" else invoice.currency,
         "purpose": invoice.purpose,
+        "payment_url": getattr(invoice, "payment_url", ""),
         "basis": invoice.deal.title if invoice.deal_id else "",
         "supplier": {
             **_party(company, legal_name=company.legal_name),

@@ -56,6 +56,7 @@ class InvoiceOutput(CompiledOutputSerializer):
             "issue_date",
             "due_date",
             "purpose",
+            "payment_url",
             "amount_net",
             "vat_amount",
             "amount_total",

@@ -675,6 +675,19 @@ def invoice_send(
     return delivery
 
 
+def _with_payment_link(invoice: Invoice) -> Invoice:
+    """The invoice with its pay-online link: created now if the issue-time task has not run yet (the
+    gateway's idempotence key makes that the same payment). A gateway failure never stops the e-mail."""
+    from .pay_online import PaymentLinkFailed, invoice_payment_link_create, pay_online_gateway
+
+    if invoice.payment_url or not pay_online_gateway():
+        return invoice
+    try:
+        return invoice_payment_link_create(invoice=invoice)
+    except PaymentLinkFailed:
+        return invoice
+
+
 def invoice_delivery_send(*, delivery_id: int) -> InvoiceDelivery:
     """Send one logged delivery. Claimed by a conditional update, so a retried task sends once."""
     claimed = InvoiceDelivery.objects.filter(
@@ -683,12 +696,15 @@ def invoice_delivery_send(*, delivery_id: int) -> InvoiceDelivery:
     delivery = InvoiceDelivery.objects.select_related("invoice__client").get(pk=delivery_id)
     if not claimed:
         return delivery
-    invoice = delivery.invoice
+    invoice = _with_payment_link(delivery.invoice)
     try:
         data = invoice_pdf(invoice=invoice)
+        body = f"{delivery.subject}\n\nСчёт во вложении. / The invoice is attached.\n"
+        if invoice.payment_url:
+            body += f"\nОплатить онлайн / Pay online: {invoice.payment_url}\n"
         message = EmailMessage(
             subject=delivery.subject,
-            body=f"{delivery.subject}\n\nСчёт во вложении. / The invoice is attached.\n",
+            body=body,
             from_email=settings.DEFAULT_FROM_EMAIL,
             to=[addr.strip() for addr in delivery.to.split(",") if addr.strip()],
         )
