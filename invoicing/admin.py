@@ -69,6 +69,9 @@ INVOICE_COMPUTED_FIELDS = (
     "created_by",
     "created_at",
     "updated_at",
+    "payment_url",
+    "gateway",
+    "gateway_payment_id",
 )
 
 
@@ -131,6 +134,7 @@ class InvoiceAdmin(ServiceAdminMixin, admin.ModelAdmin):
         (None, {"fields": ("kind", "number", "status", "company", "client", "deal", "credit_note_for")}),
         (_("Terms"), {"fields": ("currency", "vat_mode", "issue_date", "due_date", "purpose")}),
         (_("Totals"), {"fields": ("amount_net", "vat_amount", "amount_total", "cost_total", "amount_paid")}),
+        (_("Pay online"), {"fields": ("payment_url", "gateway", "gateway_payment_id")}),
         (
             _("Record"),
             {
