@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -38,7 +39,9 @@ def apikey_create(*, name: str, scope: str = ApiScope.READ, user=None) -> tuple[
 
 
 def apikey_revoke(*, key: ApiKey) -> ApiKey:
+    """Revoke at once in this process; other processes drop the key within ``KEY_CACHE_SECONDS``."""
     ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    _KEY_CACHE.pop(key.digest, None)
     key.refresh_from_db()
     return key
 
@@ -64,6 +67,29 @@ class ServicePrincipal:
         return self.username
 
 
+_KEY_CACHE: dict[str, tuple[float, ApiKey]] = {}
+KEY_CACHE_SECONDS = 5.0
+
+
+def _cached_key(digest: str) -> ApiKey | None:
+    """The key row for a digest, remembered for a few seconds per process.
+
+    The key lookup was a third of an API request's database work. A revocation takes effect at once in
+    the process that revokes and within ``KEY_CACHE_SECONDS`` in the others; unknown digests are not
+    remembered, so guessing keys costs a query each and fills nothing.
+    """
+    now = time.monotonic()
+    hit = _KEY_CACHE.get(digest)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    key = ApiKey.objects.select_related("user").filter(digest=digest).first()
+    if key is not None:
+        if len(_KEY_CACHE) > 1000:
+            _KEY_CACHE.clear()
+        _KEY_CACHE[digest] = (now + KEY_CACHE_SECONDS, key)
+    return key
+
+
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     keyword = "Bearer"
 
@@ -78,7 +104,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         if not raw.startswith(KEY_PREFIX) or len(raw) > 200:
             raise exceptions.AuthenticationFailed("Malformed API key.")
         digest = _digest(raw)
-        key = ApiKey.objects.select_related("user").filter(digest=digest).first()
+        key = _cached_key(digest)
         if key is None or not hmac.compare_digest(key.digest, digest):
             raise exceptions.AuthenticationFailed("Unknown API key.")
         if key.revoked_at is not None:
@@ -88,6 +114,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         now = timezone.now()
         if key.last_used_at is None or key.last_used_at < now - LAST_USED_RESOLUTION:
             ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+            key.last_used_at = now  # the cached row too: one write a minute, not one per request
         return (key.user or ServicePrincipal(key=key), key)
 
     def authenticate_header(self, request) -> str:

@@ -93,6 +93,7 @@ cleanup() {
         kill -KILL "$GUNICORN_PID" 2>/dev/null || true
     fi
     rm -f "$WRK_OUT"
+    [ -z "${SNAP:-}" ] || rm -rf "$SNAP"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -134,36 +135,41 @@ say "warming up (5s)"
 timeout 30 wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d5s -s scripts/bench_clients.lua "$URL" >/dev/null \
     || die "wrk warm-up failed"
 
-# CPU time (ms) used so far by the given processes: a noise-resistant figure to compare runs with,
-# since wrk, PostgreSQL and whatever else runs on the machine share the same cores.
-cpu_ms() {
-    local total=0 pid fields
+# CPU time (ms) each given process has used so far, as "pid ms" lines: a noise-resistant figure to
+# compare runs with, since wrk, PostgreSQL and whatever else runs on the machine share the same cores.
+cpu_snapshot() {
+    local pid fields
     for pid in "$@"; do
         fields="$(cut -d')' -f2- "/proc/${pid}/stat" 2>/dev/null)" || continue
+        # shellcheck disable=SC2086
         set -- $fields
-        total=$(( total + ${12} + ${13} ))
+        echo "$pid $(( (${12} + ${13}) * 1000 / CLK_TCK ))"
     done
-    echo $(( total * 1000 / $(getconf CLK_TCK) ))
 }
+# Sum of the CPU used between two snapshots by the processes present in both.
+cpu_delta() { awk 'NR == FNR { a[$1] = $2; next } ($1 in a) { t += $2 - a[$1] } END { print t + 0 }' "$1" "$2"; }
+CLK_TCK="$(getconf CLK_TCK)"
 read -r LOAD1 _ < /proc/loadavg
 CORES="$(nproc)"
 if awk -v l="$LOAD1" -v c="$CORES" 'BEGIN { exit !(l > c / 2) }'; then
     say "WARNING: load average ${LOAD1} on ${CORES} cores before the run: other work shares the CPU, figures will be low"
 fi
 WORKER_PIDS="$(pgrep -P "$GUNICORN_PID" | tr '\n' ' ' || true)"
-PG_PIDS="$(pgrep -u postgres | tr '\n' ' ' || true)"
+# The PostgreSQL backends serving hub_bench (the workers keep theirs open: CONN_MAX_AGE).
+PG_PIDS="$(pgrep -u postgres -f "postgres: .* ${DB_NAME} " | tr '\n' ' ' || true)"
+SNAP="$(mktemp -d -t hub-bench-cpu.XXXXXX)"
 # shellcheck disable=SC2086
-CPU0="$(cpu_ms $WORKER_PIDS)"; PG0="$(cpu_ms $PG_PIDS)"
+cpu_snapshot $WORKER_PIDS >"$SNAP/w0"; cpu_snapshot $PG_PIDS >"$SNAP/p0"
 
 say "wrk -t${WRK_THREADS} -c${CONNECTIONS} -d${DURATION} --latency ${URL}"
 timeout 120 wrk -t"$WRK_THREADS" -c"$CONNECTIONS" -d"$DURATION" --timeout 5s --latency \
     -s scripts/bench_clients.lua "$URL" | tee "$WRK_OUT" >&2 || die "wrk failed or timed out"
 # shellcheck disable=SC2086
-CPU1="$(cpu_ms $WORKER_PIDS)"; PG1="$(cpu_ms $PG_PIDS)"
+cpu_snapshot $WORKER_PIDS >"$SNAP/w1"; cpu_snapshot $PG_PIDS >"$SNAP/p1"
 NREQ="$(awk '/requests in/ {print $1}' "$WRK_OUT")"
 if [ -n "$NREQ" ] && [ "$NREQ" -gt 0 ]; then
-    say "$(awk -v a=$((CPU1 - CPU0)) -v p=$((PG1 - PG0)) -v n="$NREQ" \
-        'BEGIN { printf "CPU per request: gunicorn workers %.2f ms, PostgreSQL %.2f ms (%d requests)", a/n, p/n, n }')"
+    say "$(awk -v a="$(cpu_delta "$SNAP/w0" "$SNAP/w1")" -v p="$(cpu_delta "$SNAP/p0" "$SNAP/p1")" -v n="$NREQ" \
+        'BEGIN { printf "CPU per request: gunicorn workers %.2f ms, PostgreSQL (hub_bench backends) %.2f ms (%d requests)", a/n, p/n, n }')"
 fi
 
 if grep -q "Non-2xx or 3xx responses" "$WRK_OUT"; then

@@ -452,3 +452,30 @@ def json_roundtrip(data):
     from rest_framework.renderers import JSONRenderer
 
     return json.loads(JSONRenderer().render(data))
+
+
+def test_revocation_applies_at_once_here_and_within_seconds_elsewhere(anon_api, monkeypatch):
+    from hub import api_auth
+
+    key, raw = apikey_create(name="cached", scope="read")
+    anon_api.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    assert anon_api.get("/api/v1/clients/").status_code == 200  # now cached in this process
+    # revoked by another process (the row changes, this process's cache does not know)
+    ApiKey.objects.filter(pk=key.pk).update(revoked_at=timezone.now())
+    assert anon_api.get("/api/v1/clients/").status_code == 200  # within the cache window
+    monkeypatch.setattr(api_auth, "KEY_CACHE_SECONDS", 0.0)
+    api_auth._KEY_CACHE.clear()
+    assert anon_api.get("/api/v1/clients/").status_code == 401
+    # revoked in this process: refused on the next request, cache or not
+    key2, raw2 = apikey_create(name="cached2", scope="read")
+    monkeypatch.setattr(api_auth, "KEY_CACHE_SECONDS", 60.0)
+    anon_api.credentials(HTTP_AUTHORIZATION=f"Bearer {raw2}")
+    assert anon_api.get("/api/v1/clients/").status_code == 200
+    apikey_revoke(key=key2)
+    assert anon_api.get("/api/v1/clients/").status_code == 401
+
+
+def test_last_used_is_written_once_a_minute_not_per_request(api, django_assert_max_num_queries):
+    api.get("/api/v1/clients/")
+    with django_assert_max_num_queries(1):  # the page only: key cached, last_used_at fresh
+        api.get("/api/v1/clients/")
