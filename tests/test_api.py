@@ -479,3 +479,27 @@ def test_last_used_is_written_once_a_minute_not_per_request(api, django_assert_m
     api.get("/api/v1/clients/")
     with django_assert_max_num_queries(1):  # the page only: key cached, last_used_at fresh
         api.get("/api/v1/clients/")
+
+
+def test_fast_renderer_writes_drf_bytes():
+    """orjson writes the API's JSON; the bytes must be exactly what DRF's renderer would write."""
+    import datetime as dt_
+    import uuid
+    from decimal import Decimal as Dec
+
+    from django.utils.translation import gettext_lazy
+    from rest_framework.renderers import JSONRenderer
+
+    from hub.api_common import FastJSONRenderer
+
+    samples = [
+        {"a": 1, "b": [1.5, None, True], "c": "Счёт № 1 «Ромашка»", "d": {"n": {"m": []}}},
+        {"when": dt_.datetime(2026, 1, 2, 3, 4, 5, 123456, tzinfo=dt_.UTC), "day": dt_.date(2026, 1, 2)},
+        {"money": Dec("1220.50"), "id": uuid.UUID(int=7), "lazy": gettext_lazy("client")},
+        {"line": "a\u2028b\u2029c", "big": 2**70, 3: "int key"},
+        [],
+        "plain",
+    ]
+    for data in samples:
+        assert FastJSONRenderer().render(data) == JSONRenderer().render(data), data
+    assert FastJSONRenderer().render(None) == b""
