@@ -80,9 +80,6 @@ class ReadViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Gen
         return user if getattr(user, "pk", None) else None
 
 
-WRITE_DOCS = {"responses": None}
-
-
 # --- clients --------------------------------------------------------------------------------------
 
 
