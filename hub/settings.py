@@ -241,6 +241,8 @@ CELERY_BEAT_SCHEDULE = {
     "notifications.send_due": {"task": "notifications.send_due", "schedule": 60.0},
     # Safety net for the analytics rollups (events keep them current; this folds in anything missed).
     "analytics.refresh_rollups": {"task": "analytics.refresh_rollups", "schedule": 300.0},
+    # Webhook events whose processing task was lost; connection runs are scheduled per connection in admin.
+    "sync.process_pending_inbound": {"task": "sync.process_pending_inbound", "schedule": 120.0},
 }
 
 # --- The hub --------------------------------------------------------------------------------------
@@ -275,6 +277,17 @@ TELEGRAM_BOT_TOKEN = env.str("TELEGRAM_BOT_TOKEN", default="")
 NOTIFY_MAX_ATTEMPTS = env.int("NOTIFY_MAX_ATTEMPTS", default=6)
 NOTIFY_RETRY_BASE_SECONDS = env.float("NOTIFY_RETRY_BASE_SECONDS", default=10.0)
 NOTIFY_HTTP_TIMEOUT = env.float("NOTIFY_HTTP_TIMEOUT", default=10.0)
+
+# --- Sync ----------------------------------------------------------------------------------------
+# Fernet key(s) for connection credentials at rest (comma-separated to rotate; empty: derived from SECRET_KEY).
+SYNC_CREDENTIALS_KEY = env.str("SYNC_CREDENTIALS_KEY", default="")
+# Records written per transaction; the cursor is stored with each page.
+SYNC_PAGE_SIZE = env.int("SYNC_PAGE_SIZE", default=500)
+# One run per connection at a time; a crashed run's lease expires after this long.
+SYNC_RUN_LEASE_MINUTES = env.int("SYNC_RUN_LEASE_MINUTES", default=30)
+SYNC_WEBHOOK_MAX_BYTES = env.int("SYNC_WEBHOOK_MAX_BYTES", default=1_048_576)
+SYNC_HTTP_TIMEOUT = env.float("SYNC_HTTP_TIMEOUT", default=30.0)
+SYNC_HTTP_MAX_ATTEMPTS = env.int("SYNC_HTTP_MAX_ATTEMPTS", default=5)
 
 # --- Logging: one JSON object per line, with the request id ----------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

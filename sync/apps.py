@@ -1,6 +1,12 @@
 from django.apps import AppConfig
+from django.utils.translation import gettext_lazy as _
 
 
 class SyncConfig(AppConfig):
     name = "sync"
+    verbose_name = _("Sync")
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Outbound handlers register themselves with the event registry on import.
+        from . import event_handlers  # noqa: F401

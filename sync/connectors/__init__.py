@@ -19,6 +19,11 @@ def register(cls: type[Connector]) -> type[Connector]:
     return cls
 
 
+def unregister(system: str) -> None:
+    """Forget a connector (tests that register a stand-in)."""
+    _REGISTRY.pop(system, None)
+
+
 def _load() -> None:
     """Import every module of this package once: each registers the connectors it defines."""
     global _loaded
