@@ -131,7 +131,7 @@ class ConnectionAdmin(admin.ModelAdmin):
         "created_at",
         "updated_at",
     ]
-    actions = ["run_now", "dry_run", "pause", "resume", "add_default_mappings"]
+    actions = ["run_now", "dry_run", "preview_mapping", "pause", "resume", "add_default_mappings"]
 
     @admin.display(description=_("stored credentials"))
     def stored_credentials(self, obj):
@@ -169,6 +169,25 @@ class ConnectionAdmin(admin.ModelAdmin):
     @admin.action(description=_("Dry run: show what a sync would change"))
     def dry_run(self, request, queryset):
         self._run(request, queryset, dry_run=True)
+
+    @admin.action(description=_("Preview the mapping on the first records (writes nothing)"))
+    def preview_mapping(self, request, queryset):
+        for connection in queryset:
+            try:
+                streams = services.connector_for(connection).streams
+                for entity in streams:
+                    preview = services.mapping_preview(connection=connection, entity=entity, limit=3)
+                    rows = "; ".join(
+                        f"{row['external_id']}: {row.get('error') or row.get('outcome')} {row['canonical']}"
+                        for row in preview["rows"]
+                    )
+                    self.message_user(
+                        request,
+                        f"{connection.name} {entity}: columns {', '.join(map(str, preview['columns']))}; "
+                        f"not mapped: {', '.join(map(str, preview['unmapped'])) or 'none'}; {rows or 'no records'}",
+                    )
+            except services.ConnectorError as exc:
+                self.message_user(request, f"{connection.name}: {exc}", messages.ERROR)
 
     @admin.action(description=_("Pause"))
     def pause(self, request, queryset):

@@ -673,3 +673,44 @@ def issue_retry(*, issue: SyncIssue) -> str:
         record = RemoteRecord(stream=issue.entity, external_id=issue.external_id, data=issue.payload or {})
     with transaction.atomic():
         return apply_record(ctx, record)
+
+
+# ---- mapping preview -------------------------------------------------------------------------------
+
+
+def mapping_preview(*, connection: Connection, entity: str, limit: int = 10) -> dict[str, Any]:
+    """What the mappings make of the first records: columns used and unused, each record's canonical
+    values and what a run would do with it (validated for real, then rolled back: nothing is written)."""
+    from itertools import islice
+
+    from sync.engine import Context, apply_record
+    from sync.mapping.mapper import MappingError, to_canonical
+
+    connector = connector_for(connection)
+    records = list(islice(iter(connector.fetch(entity, since=None)), limit))
+    columns_of = getattr(connector, "columns", None)
+    columns = columns_of(entity) if columns_of else sorted({k for r in records for k in r.data})
+    ctx = Context(connection=connection, connector=connector, dry_run=True)
+    rules = ctx.rules_for(entity)
+    used = {r.external_path.split(".")[0].split("[")[0] for r in rules if r.direction in ("in", "both")}
+    rows = []
+    for record in records:
+        row: dict[str, Any] = {"external_id": record.external_id}
+        try:
+            row["canonical"] = normal(to_canonical(record.data, rules))
+        except MappingError as exc:
+            row["canonical"], row["error"] = {}, str(exc)
+            rows.append(row)
+            continue
+        try:
+            with transaction.atomic():
+                before = SyncIssue.objects.count()
+                row["outcome"] = apply_record(ctx, record)
+                if row["outcome"] == "quarantined":
+                    issue = SyncIssue.objects.order_by("-pk").first()
+                    row["error"] = issue.reason if issue and SyncIssue.objects.count() >= before else ""
+                raise _DryRunRollback
+        except _DryRunRollback:
+            pass
+        rows.append(row)
+    return {"columns": columns, "unmapped": sorted(set(columns) - used), "rows": rows}
