@@ -515,7 +515,8 @@ class HubSpotConnector(Connector):
         """`payload` is what the mapper writes: {"properties": {...}, "associations": {"companies":
         {"results": [{"id": company}]}}}; the company becomes the primary association."""
         obj = self._object(stream)
-        properties = dict(payload.get("properties") or {})
+        # HubSpot property values are strings; an empty string clears a property, null is refused
+        properties = {k: ("" if v is None else v) for k, v in (payload.get("properties") or {}).items()}
         company = get_path(payload, "associations.companies.results.0.id", None)
         if external_id is None:
             body: dict[str, Any] = {"properties": properties}
@@ -591,22 +592,39 @@ class HubSpotConnector(Connector):
             events = [events]
         if not isinstance(events, list):
             raise PermanentError("HubSpot webhook: expected a JSON array of events")
-        out = []
+        out: list[WebhookEvent] = []
         for event in events:
-            if not isinstance(event, Mapping) or event.get("objectId") is None:
-                raise PermanentError(f"HubSpot webhook: an event without objectId: {str(event)[:200]!r}")
-            kind = str(event.get("subscriptionType") or "")
+            if not isinstance(event, Mapping):
+                raise PermanentError(f"HubSpot webhook: an event is not an object: {str(event)[:200]!r}")
+            kind = str(event.get("subscriptionType") or event.get("eventType") or "")
             obj, _, action = kind.partition(".")
             stream = WEBHOOK_OBJECTS.get(obj) or WEBHOOK_TYPE_IDS.get(str(event.get("objectTypeId") or ""))
+            # associationChange events name the record as fromObjectId; merges name the survivor
+            object_id = event.get("objectId") or event.get("fromObjectId") or event.get("primaryObjectId")
+            if object_id is None:
+                raise PermanentError(f"HubSpot webhook: an event without objectId: {str(event)[:200]!r}")
             if stream is None:
+                continue
+            event_id = str(event.get("eventId") or f"{kind}:{object_id}:{event.get('occurredAt')}")
+            if action == "merge":
+                survivor = str(event.get("newObjectId") or event.get("primaryObjectId") or object_id)
+                out.append(WebhookEvent(event_id=event_id, stream=stream, external_id=survivor))
+                for merged in event.get("mergedObjectIds") or []:
+                    if str(merged) != survivor:
+                        out.append(
+                            WebhookEvent(
+                                event_id=f"{event_id}:merged:{merged}",
+                                stream=stream,
+                                external_id=str(merged),
+                                action="delete",
+                            )
+                        )
                 continue
             out.append(
                 WebhookEvent(
-                    event_id=str(
-                        event.get("eventId") or f"{kind}:{event['objectId']}:{event.get('occurredAt')}"
-                    ),
+                    event_id=event_id,
                     stream=stream,
-                    external_id=str(event["objectId"]),
+                    external_id=str(object_id),
                     action="delete" if action == "deletion" else "upsert",
                 )
             )

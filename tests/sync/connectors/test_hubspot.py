@@ -522,6 +522,16 @@ def test_create_a_deal_with_its_primary_company(make, httpserver):
     }
 
 
+def test_a_cleared_property_is_sent_as_an_empty_string(make, httpserver):
+    httpserver.expect_request("/crm/v3/objects/companies/5001", method="PATCH").respond_with_json(
+        {"id": "5001"}
+    )
+
+    make().upsert("clients", {"properties": {"phone": None, "name": "ООО Ромашка"}}, external_id="5001")
+
+    assert json.loads(httpserver.log[0][0].get_data()) == {"properties": {"phone": "", "name": "ООО Ромашка"}}
+
+
 def test_update_patches_properties_and_sets_the_company(make, httpserver):
     httpserver.expect_request("/crm/v3/objects/deals/9001", method="PATCH").respond_with_json({"id": "9001"})
     httpserver.expect_request(
@@ -627,6 +637,9 @@ def test_parse_webhook_turns_events_into_refetch_hints(make):
         ("1001", "deals", "9001", "upsert"),
         ("1002", "clients", "5004", "upsert"),
         ("1003", "contacts", "100451", "delete"),
+        ("1005", "deals", "9002", "upsert"),  # association change: re-fetch the deal
+        ("1006", "clients", "5001", "upsert"),  # merge: the survivor is re-read...
+        ("1006:merged:5003", "clients", "5003", "delete"),  # ...and the merged-away company archived
     ]  # the line item event is not a stream of ours
     assert all(e.record is None for e in events)
 
