@@ -88,6 +88,7 @@ URI_DECODE = {
     "%3B": ";",
 }
 REFRESH_MARGIN_SECONDS = 120
+BATCH_SIZE = 100  # inputs per batch call
 
 
 def _ms(moment: dt.datetime) -> int:
@@ -433,37 +434,44 @@ class HubSpotConnector(Connector):
             after = next_after
 
     def _associations(self, from_obj: str, to_obj: str, ids: list[str]) -> dict[str, list[str]]:
-        """v4 batch read: {from id: [to ids]}, primary (typeId 5 for deal ► company) first."""
-        if not ids:
-            return {}
-        reply = self._json(
-            "POST",
-            f"/crm/v4/associations/{from_obj}/{to_obj}/batch/read",
-            json={"inputs": [{"id": i} for i in ids]},
-        )
+        """v4 batch read: {from id: [to ids]}, primary (typeId 5 for deal ► company) first. Records
+        without associations come back as per-input errors of a 207 reply and are simply absent."""
         found: dict[str, list[str]] = {}
-        for result in (reply or {}).get("results") or []:
-            source = str(get_path(result, "from.id", ""))
-            targets = sorted(
-                result.get("to") or [],
-                key=lambda t: (
-                    not any(
-                        a.get("typeId") == DEAL_TO_COMPANY_PRIMARY for a in t.get("associationTypes") or []
-                    )
-                ),
+        for start in range(0, len(ids), BATCH_SIZE):
+            reply = self._json(
+                "POST",
+                f"/crm/v4/associations/{from_obj}/{to_obj}/batch/read",
+                json={"inputs": [{"id": i} for i in ids[start : start + BATCH_SIZE]]},
             )
-            found[source] = [str(t["toObjectId"]) for t in targets if t.get("toObjectId") is not None]
+            for result in (reply or {}).get("results") or []:
+                source = str(get_path(result, "from.id", ""))
+                targets = sorted(
+                    result.get("to") or [],
+                    key=lambda t: (
+                        not any(
+                            a.get("typeId") == DEAL_TO_COMPANY_PRIMARY
+                            for a in t.get("associationTypes") or []
+                        )
+                    ),
+                )
+                found[source] = [str(t["toObjectId"]) for t in targets if t.get("toObjectId") is not None]
         return found
 
     def _line_items(self, ids: list[str]) -> dict[str, dict]:
-        if not ids:
-            return {}
-        reply = self._json(
-            "POST",
-            "/crm/v3/objects/line_items/batch/read",
-            json={"properties": list(LINE_ITEM_PROPERTIES), "inputs": [{"id": i} for i in ids]},
-        )
-        return {str(item["id"]): item for item in (reply or {}).get("results") or [] if item.get("id")}
+        items: dict[str, dict] = {}
+        for start in range(0, len(ids), BATCH_SIZE):
+            reply = self._json(
+                "POST",
+                "/crm/v3/objects/line_items/batch/read",
+                json={
+                    "properties": list(LINE_ITEM_PROPERTIES),
+                    "inputs": [{"id": i} for i in ids[start : start + BATCH_SIZE]],
+                },
+            )
+            items.update(
+                {str(item["id"]): item for item in (reply or {}).get("results") or [] if item.get("id")}
+            )
+        return items
 
     def _with_deal_links(self, records: list[RemoteRecord]) -> list[RemoteRecord]:
         """Attach the company association (as `GET …?associations=companies` shapes it) and line items."""

@@ -289,6 +289,43 @@ def test_deals_carry_their_primary_company_and_line_items(make, httpserver):
     assert deals[1].data["line_items"] == []
 
 
+def test_batch_reads_are_split_into_hundreds(make, httpserver):
+    # given a page of 150 deals, each with one line item
+    deals = [record(str(i), "2026-03-01T00:00:00Z") for i in range(1, 151)]
+    httpserver.expect_request("/crm/v3/objects/deals/search").respond_with_json({"results": deals})
+    sizes = {"companies": [], "line_items": [], "read": []}
+
+    def associations(kind):
+        def handler(request):
+            inputs = body_of(request)["inputs"]
+            sizes[kind].append(len(inputs))
+            results = [{"from": {"id": i["id"]}, "to": [{"toObjectId": int(i["id"]) + 1000}]} for i in inputs]
+            return json_response({"status": "COMPLETE", "results": results}, status=207)
+
+        return handler
+
+    def read(request):
+        inputs = body_of(request)["inputs"]
+        sizes["read"].append(len(inputs))
+        return json_response({"results": [{"id": i["id"], "properties": {}} for i in inputs]})
+
+    httpserver.expect_request("/crm/v4/associations/deals/companies/batch/read").respond_with_handler(
+        associations("companies")
+    )
+    httpserver.expect_request("/crm/v4/associations/deals/line_items/batch/read").respond_with_handler(
+        associations("line_items")
+    )
+    httpserver.expect_request("/crm/v3/objects/line_items/batch/read").respond_with_handler(read)
+
+    records = list(make().fetch("deals"))
+
+    assert sizes == {"companies": [100, 50], "line_items": [100, 50], "read": [100, 50]}
+    assert records[149].data["associations"]["companies"]["results"] == [
+        {"id": "1150", "type": "deal_to_company"}
+    ]
+    assert records[149].data["line_items"] == [{"id": "1150", "properties": {}}]
+
+
 def test_products_map_price_sku_and_cost(make, httpserver):
     httpserver.expect_request("/crm/v3/objects/products/search", method="POST").respond_with_json(
         fixture("products_search.json")
