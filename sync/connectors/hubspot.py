@@ -16,11 +16,7 @@ webhook view passes the request method and full URI as the pseudo-headers `X-Hub
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import hashlib
-import hmac
-import json
 import time
 from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
@@ -28,6 +24,7 @@ from typing import Any, ClassVar
 import httpx
 
 from sync.connectors import register
+from sync.connectors._hubspot_webhooks import parse_events, verify_signature
 from sync.connectors.base import (
     AuthError,
     ConnectionConfig,
@@ -68,25 +65,6 @@ LINE_ITEM_PROPERTIES = ("name", "quantity", "price", "amount", "hs_product_id", 
 DEAL_TO_COMPANY_PRIMARY = 5
 CONTACT_TO_COMPANY_PRIMARY = 1
 NOTE_TO = {"deals": 214, "clients": 190, "contacts": 202}
-# webhook subscription object ► stream (classic `deal.propertyChange` and generic `0-3` object type ids)
-WEBHOOK_OBJECTS = {"company": "clients", "contact": "contacts", "deal": "deals", "product": "products"}
-WEBHOOK_TYPE_IDS = {"0-2": "clients", "0-1": "contacts", "0-3": "deals", "0-7": "products"}
-WEBHOOK_TOLERANCE_MS = 5 * 60 * 1000
-# characters HubSpot decodes in the URI before signing (v3 signature guide)
-URI_DECODE = {
-    "%3A": ":",
-    "%2F": "/",
-    "%3F": "?",
-    "%40": "@",
-    "%21": "!",
-    "%24": "$",
-    "%27": "'",
-    "%28": "(",
-    "%29": ")",
-    "%2A": "*",
-    "%2C": ",",
-    "%3B": ";",
-}
 REFRESH_MARGIN_SECONDS = 120
 BATCH_SIZE = 100  # inputs per batch call
 
@@ -574,66 +552,10 @@ class HubSpotConnector(Connector):
     def verify_webhook(self, headers: Mapping[str, str], body: bytes) -> bool:
         """v3 signature over method + URI + body + timestamp with the app's client secret; deliveries
         whose timestamp is more than 5 minutes away from now are refused (replays)."""
-        h = {k.lower(): v for k, v in headers.items()}
-        secret = self.config.credentials.load().get("client_secret")
-        signature = h.get("x-hubspot-signature-v3")
-        stamp = h.get("x-hubspot-request-timestamp", "")
-        method, uri = h.get("x-hub-method"), h.get("x-hub-uri")
-        if not (secret and signature and stamp and method and uri) or not stamp.isdigit():
-            return False
-        if abs(self.clock() * 1000 - int(stamp)) > WEBHOOK_TOLERANCE_MS:
-            return False
-        for encoded, char in URI_DECODE.items():
-            uri = uri.replace(encoded, char).replace(encoded.lower(), char)
-        message = method.upper().encode() + uri.encode() + body + stamp.encode()
-        expected = base64.b64encode(hmac.new(secret.encode(), message, hashlib.sha256).digest()).decode()
-        return hmac.compare_digest(expected, signature.strip())
+        secret = self.config.credentials.load().get("client_secret") or ""
+        return verify_signature(secret, headers, body, now_ms=self.clock() * 1000)
 
     def parse_webhook(self, headers: Mapping[str, str], body: bytes) -> list[WebhookEvent]:
         """A JSON array of events; each becomes a re-fetch hint (or a delete). Unsubscribed object types
         (line items, tickets…) are skipped."""
-        try:
-            events = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            raise PermanentError(f"HubSpot webhook: not JSON: {body[:200]!r}") from None
-        if isinstance(events, dict):
-            events = [events]
-        if not isinstance(events, list):
-            raise PermanentError("HubSpot webhook: expected a JSON array of events")
-        out: list[WebhookEvent] = []
-        for event in events:
-            if not isinstance(event, Mapping):
-                raise PermanentError(f"HubSpot webhook: an event is not an object: {str(event)[:200]!r}")
-            kind = str(event.get("subscriptionType") or event.get("eventType") or "")
-            obj, _, action = kind.partition(".")
-            stream = WEBHOOK_OBJECTS.get(obj) or WEBHOOK_TYPE_IDS.get(str(event.get("objectTypeId") or ""))
-            # associationChange events name the record as fromObjectId; merges name the survivor
-            object_id = event.get("objectId") or event.get("fromObjectId") or event.get("primaryObjectId")
-            if object_id is None:
-                raise PermanentError(f"HubSpot webhook: an event without objectId: {str(event)[:200]!r}")
-            if stream is None:
-                continue
-            event_id = str(event.get("eventId") or f"{kind}:{object_id}:{event.get('occurredAt')}")
-            if action == "merge":
-                survivor = str(event.get("newObjectId") or event.get("primaryObjectId") or object_id)
-                out.append(WebhookEvent(event_id=event_id, stream=stream, external_id=survivor))
-                for merged in event.get("mergedObjectIds") or []:
-                    if str(merged) != survivor:
-                        out.append(
-                            WebhookEvent(
-                                event_id=f"{event_id}:merged:{merged}",
-                                stream=stream,
-                                external_id=str(merged),
-                                action="delete",
-                            )
-                        )
-                continue
-            out.append(
-                WebhookEvent(
-                    event_id=event_id,
-                    stream=stream,
-                    external_id=str(object_id),
-                    action="delete" if action == "deletion" else "upsert",
-                )
-            )
-        return out
+        return parse_events(body)
