@@ -237,8 +237,14 @@ class AmoCRMConnector(Connector):
                 method, url, headers={**headers, "Authorization": f"Bearer {token}"}, **kwargs
             )
         except AuthError as exc:
-            if exc.status != 401 or not self._uses_oauth(self.config.credentials.load()):
+            if exc.status != 401:
                 raise
+            if not self._uses_oauth(self.config.credentials.load()):
+                raise AuthError(
+                    f"amoCRM refused the long-lived token (expired or revoked): issue a new one in the "
+                    f"integration's settings and reconnect in admin. {exc}",
+                    status=401,
+                ) from exc
         token = self._refresh(stale=token)
         return self.http.request(
             method, url, headers={**headers, "Authorization": f"Bearer {token}"}, **kwargs
@@ -346,6 +352,16 @@ class AmoCRMConnector(Connector):
     def upsert(self, stream: str, payload: Mapping[str, Any], *, external_id: str | None = None) -> str:
         entity = self._entity(stream)
         body = dict(payload)
+        embedded = body.get("_embedded")
+        if isinstance(embedded, dict):  # links to records not synced yet come out as {"id": None}
+            embedded = {
+                key: [item for item in items if not (isinstance(item, dict) and item.get("id") is None)]
+                for key, items in embedded.items()
+                if isinstance(items, list)
+            }
+            body["_embedded"] = {key: items for key, items in embedded.items() if items}
+            if not body["_embedded"]:
+                del body["_embedded"]
         if isinstance(body.get("price"), float | str):  # amoCRM prices are whole numbers
             try:
                 body["price"] = round(float(body["price"]))

@@ -303,8 +303,14 @@ class Bitrix24Connector(Connector):
         try:
             response = self.http.request("POST", url, json=body)
         except AuthError as exc:
-            if not oauth or exc.status != 401:
+            if exc.status != 401:
                 raise
+            if not oauth:
+                raise AuthError(
+                    "Bitrix24 refused the incoming-webhook URL (the webhook was deleted, its code changed or "
+                    f"its user lost access): create a new one and reconnect in admin. {exc}",
+                    status=401,
+                ) from exc
             body["auth"] = self._refresh(stale=token)
             response = self.http.request("POST", url, json=body)
         reply = self.http.json_of(response)

@@ -514,3 +514,46 @@ def test_a_malformed_webhook_body_is_a_permanent_error(httpserver):
         connector.parse_webhook(FORM, b"leads%5Badd%5D%5B0%5D%5Bid%5D=abc&account%5Bid%5D=29085955")
     with pytest.raises(PermanentError):
         connector.parse_webhook(FORM, b"\xff\xfe")
+
+
+def test_a_refused_long_lived_token_says_how_to_fix_it(httpserver):
+    httpserver.expect_request("/api/v4/account").respond_with_json(
+        {"status": 401, "title": "Unauthorized"}, status=401
+    )
+
+    with pytest.raises(AuthError, match="long-lived token"):
+        make(httpserver).check()
+
+
+def test_links_to_unsynced_companies_are_left_out_of_the_payload(httpserver):
+    httpserver.expect_request("/api/v4/companies", method="POST").respond_with_json(
+        {"_embedded": {"companies": [{"id": 40401400, "request_id": "0"}]}}
+    )
+    httpserver.expect_request("/api/v4/contacts", method="POST").respond_with_json(
+        {"_embedded": {"contacts": [{"id": 7143700, "request_id": "0"}]}}
+    )
+    connector = make(httpserver)
+    company = to_remote(
+        {"name": "ООО Новое", "phone": "+74950000000", "email": "hi@new.example"}, rules(connector, "clients")
+    )
+    contact = to_remote(
+        {"first_name": "Анна", "last_name": "Кузнецова", "client": 9},
+        rules(connector, "contacts"),
+        resolve=lambda entity, local: None,  # the company has no amoCRM id yet
+    )
+
+    assert connector.upsert("clients", company) == "40401400"
+    assert connector.upsert("contacts", contact) == "7143700"
+
+    assert api_requests(httpserver, "/api/v4/companies")[0].get_json() == [
+        {
+            "name": "ООО Новое",
+            "custom_fields_values": [
+                {"field_code": "PHONE", "values": [{"value": "+74950000000"}]},
+                {"field_code": "EMAIL", "values": [{"value": "hi@new.example"}]},
+            ],
+        }
+    ]
+    assert api_requests(httpserver, "/api/v4/contacts")[0].get_json() == [
+        {"first_name": "Анна", "last_name": "Кузнецова"}
+    ]

@@ -666,3 +666,15 @@ def test_the_webhook_secret_in_the_url_and_oauth_secrets_never_reach_the_logs(ht
     assert "crm.contact.list.json" in ours
     for secret in ("k3y5ecr3t0000000", "s3cret", "old-refresh", "new-access-token"):
         assert secret not in ours
+
+
+def test_a_deleted_incoming_webhook_says_how_to_fix_it(httpserver):
+    serve(
+        httpserver,
+        "scope",
+        json.dumps({"error": "NO_AUTH_FOUND", "error_description": "Wrong authorization data"}),
+        status=401,
+    )
+
+    with pytest.raises(AuthError, match="incoming-webhook URL"):
+        make(httpserver).check()
