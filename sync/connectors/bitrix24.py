@@ -316,9 +316,9 @@ class Bitrix24Connector(Connector):
         reply = self.http.json_of(response)
         if not isinstance(reply, dict):
             raise PermanentError(f"Bitrix24 {method}: expected a JSON object, got {str(reply)[:200]}")
-        error = reply.get("error")
-        if error:
-            text = f"Bitrix24 {method}: {error}: {reply.get('error_description', '')}".strip()
+        if "error" in reply and "result" not in reply:  # `error` may be "" with only a description
+            error = reply.get("error") or ""
+            text = f"Bitrix24 {method}: {error or 'error'}: {reply.get('error_description', '')}".strip()
             if error == "QUERY_LIMIT_EXCEEDED":
                 raise RetryableError(text)
             if error in ("expired_token", "invalid_token", "NO_AUTH_FOUND", "INVALID_CREDENTIALS"):

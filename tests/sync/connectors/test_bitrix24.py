@@ -678,3 +678,9 @@ def test_a_deleted_incoming_webhook_says_how_to_fix_it(httpserver):
 
     with pytest.raises(AuthError, match="incoming-webhook URL"):
         make(httpserver).check()
+
+
+def test_an_error_body_with_an_empty_code_still_counts_as_an_error(httpserver):
+    serve(httpserver, "crm.company.get", "error_not_found.json")  # HTTP 200, `"error": ""`
+
+    assert make(httpserver).get("clients", "404") is None
