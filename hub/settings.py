@@ -313,5 +313,9 @@ LOGGING = {
         # WeasyPrint narrates every layout step at INFO; at one line per step it costs PDF time.
         "weasyprint": {"level": "WARNING"},
         "fontTools": {"level": "WARNING"},
+        # httpx logs every request URL unredacted at INFO (OAuth refresh query strings, the Bitrix24
+        # webhook secret in the path); sync.http logs the same requests with secrets redacted.
+        "httpx": {"level": "WARNING"},
+        "httpcore": {"level": "WARNING"},
     },
 }

@@ -33,9 +33,13 @@ _BUCKETS: dict[str, TokenBucket] = {}
 _BUCKETS_LOCK = threading.Lock()
 
 
+# a Bitrix24 incoming-webhook URL carries its secret in the path: /rest/{user_id}/{code}/
+WEBHOOK_PATH_SECRET = re.compile(r"(/rest/\d+/)[^/?#\s]+")
+
+
 def redact(text: str) -> str:
     """Hide credentials in anything we log or store as an error message."""
-    return SECRET_PATTERN.sub(r"\1***", text)
+    return WEBHOOK_PATH_SECRET.sub(r"\1***", SECRET_PATTERN.sub(r"\1***", text))
 
 
 class TokenBucket:
