@@ -32,7 +32,7 @@ SCHEMA_VERSION = "2.08"
 NAMESPACE = "urn:1C.ru:commerceml_2"
 ROOT_TAG = "КоммерческаяИнформация"
 ORDER_OPERATION = "Заказ товара"
-DEFAULT_FILE_LIMIT = 10 * 1024 * 1024
+DEFAULT_FILE_LIMIT = 2 * 1024 * 1024  # under Django's DATA_UPLOAD_MAX_MEMORY_SIZE (2.5 MB)
 CENT = Decimal("0.01")
 
 # Requisites 1C writes on orders it sends back.

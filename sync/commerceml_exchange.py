@@ -78,9 +78,17 @@ def credentials_for(name: str) -> ExchangeSettings | None:
         username=str(entry["username"]),
         password=str(entry.get("password", "")),
         encoding=str(entry.get("encoding") or "windows-1251"),
-        file_limit=int(entry.get("file_limit") or commerceml.DEFAULT_FILE_LIMIT),
+        file_limit=_file_limit(entry.get("file_limit")),
         timezone=str(entry.get("timezone") or "Europe/Moscow"),
     )
+
+
+def _file_limit(configured: Any) -> int:
+    """The chunk size 1C is told to use: never above what Django accepts as a request body
+    (`DATA_UPLOAD_MAX_MEMORY_SIZE`), or the upload would be refused before the view runs."""
+    limit = int(configured or commerceml.DEFAULT_FILE_LIMIT)
+    ceiling = getattr(settings, "DATA_UPLOAD_MAX_MEMORY_SIZE", None)
+    return min(limit, ceiling) if ceiling else limit
 
 
 # ---- exchange state (TODO(lead): a SyncCursor row) ----------------------------------------------
@@ -98,6 +106,10 @@ class ExchangeState:
     imported: list[str] = field(default_factory=list)
 
 
+def _moment(value: str | None) -> dt.datetime | None:
+    return dt.datetime.fromisoformat(value) if value else None
+
+
 class ExchangeStore:
     """Files of one connection's exchange: `state.json` and the `uploads/` 1C sent."""
 
@@ -112,9 +124,8 @@ class ExchangeStore:
             raw = json.loads((self.root / "state.json").read_text(encoding="utf-8"))
         except (FileNotFoundError, ValueError):
             return ExchangeState()
-        parse = lambda v: dt.datetime.fromisoformat(v) if v else None  # noqa: E731
         return ExchangeState(
-            parse(raw.get("last_success")), parse(raw.get("pending")), list(raw.get("imported", []))
+            _moment(raw.get("last_success")), _moment(raw.get("pending")), list(raw.get("imported", []))
         )
 
     def save(self, state: ExchangeState) -> None:
@@ -301,9 +312,11 @@ def documents_apply(
                 else:
                     invoice_void(invoice=invoice, reason="Отменён в 1С", origin=origin)
                     result.voided += 1
-            elif document.paid and invoice.status in OPEN_INVOICE_STATUSES and invoice.amount_due > 0:
-                paid_at = document.payment_date
-                assert paid_at is not None
+            elif (
+                (paid_at := document.payment_date)
+                and invoice.status in OPEN_INVOICE_STATUSES
+                and invoice.amount_due > 0
+            ):
                 reference = document.payment_number or paid_at.strftime("%Y%m%d%H%M%S")
                 try:
                     payment_record(

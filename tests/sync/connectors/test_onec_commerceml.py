@@ -14,6 +14,7 @@ from django.urls import include, path
 from invoicing.models import Invoice, Payment
 from invoicing.services import invoice_create_draft, invoice_issue, invoice_void
 from sync import commerceml
+from sync.commerceml_exchange import credentials_for, documents_apply
 from sync.commerceml_views import COOKIE_NAME
 from sync.connectors import connector_class
 from sync.connectors.base import AuthError, ConnectionConfig, MemoryCredentialStore, PermanentError
@@ -101,7 +102,7 @@ def test_a_full_order_exchange_checkauth_init_query_success(client, exchange_set
     query = get(client, "query")
 
     # then it gets the protocol replies and both issued invoices as orders, in windows-1251
-    assert text(init) == "zip=no\nfile_limit=10485760"
+    assert text(init) == "zip=no\nfile_limit=2097152"
     assert query["Content-Type"] == "application/xml; charset=windows-1251"
     assert query.content.startswith(b'<?xml version="1.0" encoding="windows-1251"?>')
     documents = commerceml.parse_documents(query.content)
@@ -177,6 +178,53 @@ def test_1c_hands_back_payments_and_cancellations_file_then_import(client, excha
     assert Payment.objects.count() == 1
 
 
+def test_a_refused_or_unreadable_document_is_reported_and_the_rest_applied(exchange_settings, issued):
+    paid, other = issued
+    invoice_void(invoice=other, reason="дубль")
+    bad_date = commerceml.ImportedDocument(
+        id=str(paid.pk),
+        number=paid.number,
+        operation="Заказ товара",
+        date=None,
+        total=None,
+        currency="руб",
+        requisites={"Дата оплаты по 1С": "вчера"},
+        parties=(),
+        items=(),
+    )
+    good = commerceml.ImportedDocument(
+        id=str(paid.pk),
+        number=paid.number,
+        operation="Заказ товара",
+        date=None,
+        total=None,
+        currency="руб",
+        requisites={"Дата оплаты по 1С": "2026-01-17T09:15:00", "Номер оплаты по 1С": "7"},
+        parties=(),
+        items=(),
+    )
+    already_void = commerceml.ImportedDocument(
+        id=str(other.pk),
+        number=other.number,
+        operation="Заказ товара",
+        date=None,
+        total=None,
+        currency="руб",
+        requisites={"Отменен": "true"},
+        parties=(),
+        items=(),
+    )
+
+    result = documents_apply(
+        name="buh", documents=[bad_date, already_void, good], exchange=credentials_for("buh")
+    )
+
+    assert (result.documents, result.paid, result.unchanged) == (3, 1, 1)
+    assert result.problems == [f"{paid.number}: unreadable date 'вчера'"]
+    paid.refresh_from_db()
+    assert paid.status == "paid"
+
+
 def test_bad_xml_is_a_clear_failure(client, exchange_settings, issued):
     logged_in(client)
     get(client, "init")
@@ -229,6 +277,16 @@ def test_wrong_password_and_missing_session_fail(client, exchange_settings, issu
     assert text(no_session) == "failure\nnot authorized; call mode=checkauth first"
     assert text(forged).startswith("failure\nnot authorized")
     assert unknown.status_code == 404 and text(unknown, "utf-8").startswith("failure\nunknown exchange")
+
+
+def test_the_chunk_size_never_exceeds_what_django_accepts(exchange_settings):
+    exchange_settings.HUB_1C_EXCHANGE = {
+        "buh": {"username": USER, "password": PASSWORD, "file_limit": 50_000_000}
+    }
+    exchange_settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1_000_000
+
+    assert credentials_for("buh").file_limit == 1_000_000
+    assert credentials_for("nobody") is None
 
 
 def test_basic_auth_on_every_request_also_works(client, exchange_settings, issued):
