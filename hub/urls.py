@@ -35,6 +35,7 @@ urlpatterns = [
     path("api/v1/", include(router.urls)),
     path("webhooks/yookassa/", yookassa_webhook, name="webhook-yookassa"),
     path("webhooks/stripe/", stripe_webhook, name="webhook-stripe"),
+    path("sync/1c_exchange/<str:name>/", include("sync.commerceml_urls")),
     path("sync/", include("sync.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),

@@ -66,12 +66,24 @@ class ExchangeSettings:
 def credentials_for(name: str) -> ExchangeSettings | None:
     """The user/password 1C must present for connection `name`; None when there is no such connection.
 
-    TODO(lead): read `Connection.objects.get(name=name, system="onec_commerceml")` and its decrypted
-    credentials (`username`, `password`) and options (`encoding`, `file_limit`) once `sync.models`
-    has them. Until then: `settings.HUB_1C_EXCHANGE = {"<name>": {"username": ..., "password": ...}}`.
+    The connection is an enabled `onec_commerceml` Connection (`manage.py connect onec_commerceml
+    --name NAME --url ... --credential username=... --credential password=...`, options `encoding`,
+    `file_limit`, `timezone`); `settings.HUB_1C_EXCHANGE = {"<name>": {...}}` is read as a fallback for
+    a fixed, file-configured exchange.
     """
-    configured: Mapping[str, Mapping[str, Any]] = getattr(settings, "HUB_1C_EXCHANGE", {}) or {}
-    entry = configured.get(name)
+    from sync import crypto
+    from sync.models import Connection
+
+    connection = Connection.objects.filter(name=name, system="onec_commerceml", enabled=True).first()
+    entry: Mapping[str, Any] | None
+    if connection is not None:
+        try:
+            entry = {**(connection.options or {}), **crypto.decrypt(connection.credentials_encrypted)}
+        except crypto.CredentialsUnreadable:
+            return None
+    else:
+        configured: Mapping[str, Mapping[str, Any]] = getattr(settings, "HUB_1C_EXCHANGE", {}) or {}
+        entry = configured.get(name)
     if not entry or not entry.get("username"):
         return None
     return ExchangeSettings(

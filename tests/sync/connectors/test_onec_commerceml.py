@@ -35,7 +35,7 @@ def basic(user: str = USER, password: str = PASSWORD) -> str:
 
 
 @pytest.fixture
-def exchange_settings(settings, tmp_path):
+def exchange_settings(settings, tmp_path, db):
     settings.VAR_DIR = tmp_path
     settings.HUB_1C_EXCHANGE = {"buh": {"username": USER, "password": PASSWORD}}
     return settings
@@ -411,3 +411,20 @@ def test_connector_checks_basic_credentials_and_pulls_nothing():
     connector.check()
     with pytest.raises(AuthError, match="password"):
         make_connector({"username": USER}).check()
+
+
+def test_a_connection_made_with_connect_is_the_exchange_login(client, settings, tmp_path, db):
+    from django.core.management import call_command
+
+    settings.VAR_DIR = tmp_path
+    settings.HUB_1C_EXCHANGE = {}
+    call_command(
+        "connect", "onec_commerceml", "--name", "buh", "--url", "https://1c.example/",
+        "--credential", f"username={USER}", "--credential", f"password={PASSWORD}", "--option", "encoding=utf-8",
+    )  # fmt: skip
+
+    assert credentials_for("buh").encoding == "utf-8"
+    reply = client.get(URL, {"type": "sale", "mode": "checkauth"}, HTTP_AUTHORIZATION=basic())
+    assert text(reply, "utf-8").startswith("success\n")
+    wrong = client.get(URL, {"type": "sale", "mode": "checkauth"}, HTTP_AUTHORIZATION=basic(password="nope"))
+    assert text(wrong, "utf-8").startswith("failure")
