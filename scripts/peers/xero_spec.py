@@ -19,6 +19,7 @@ from typing import Any
 
 import yaml
 
+INLINE_DEPTH = 4
 PATHS = (
     "/Contacts",
     "/Contacts/{ContactID}",
@@ -61,6 +62,46 @@ def _fix_examples(node: Any) -> int:
     return fixed
 
 
+def _inline(node: Any, schemas: dict, stack: tuple[str, ...] = ()) -> Any:
+    """`node` with every schema `$ref` replaced by a copy of its target; a reference back into a schema
+    that is already being expanded (Invoice ► Payments ► Invoice), or deeper than `INLINE_DEPTH`
+    schemas, becomes a plain `{"type": "object"}`.
+
+    Prism 5 validates no request body whose schema is shared with another operation or circular
+    (stoplightio/prism#2574): it answers 200 to anything. Inlined, each body is its own tree and is
+    validated; the cut only relaxes objects nested deep or inside themselves (Invoices ► Invoice ►
+    LineItems ► LineItem ► Tracking is depth 4), which the connector never sends.
+    """
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
+            name = ref.rsplit("/", 1)[1]
+            if name in stack or len(stack) >= INLINE_DEPTH:
+                return {"type": "object"}
+            return _inline(schemas[name], schemas, (*stack, name))
+        return {key: _inline(value, schemas, stack) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_inline(value, schemas, stack) for value in node]
+    return node
+
+
+def _inline_request_bodies(spec: dict) -> None:
+    schemas = spec["components"]["schemas"]
+    bodies = spec["components"].get("requestBodies", {})
+    for item in spec["paths"].values():
+        for operation in item.values():
+            if not isinstance(operation, dict) or "requestBody" not in operation:
+                continue
+            body = operation["requestBody"]
+            if "$ref" in body:
+                body = operation["requestBody"] = json.loads(
+                    json.dumps(bodies[body["$ref"].rsplit("/", 1)[1]])
+                )
+            for media in body.get("content", {}).values():
+                if "schema" in media:
+                    media["schema"] = _inline(media["schema"], schemas)
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, dt.date | dt.datetime):  # YAML reads bare dates as dates; JSON wants strings
         return value.isoformat()
@@ -71,6 +112,7 @@ def build(source: Path) -> dict:
     spec = yaml.load(source.read_text(encoding="utf-8"), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     spec = json.loads(json.dumps(spec, default=_plain))
     spec["paths"] = {path: spec["paths"][path] for path in PATHS}
+    _inline_request_bodies(spec)
     wanted: set[str] = set()
     _refs(spec["paths"], wanted)
     seen: set[str] = set()
