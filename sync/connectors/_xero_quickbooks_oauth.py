@@ -110,3 +110,30 @@ class OAuth2Tokens:
         if body.get("refresh_token"):  # rotated: the old one stops working once this one is used
             changed["refresh_token"] = str(body["refresh_token"])
         return changed
+
+    def request(self, method: str, url: str, **kwargs: Any) -> Any:
+        """`http.request` with the bearer token; a 401 refreshes the token (single-flight) and retries once.
+
+        A second refusal, or a refresh the vendor refuses, is an `AuthError` that tells the admin to
+        reconnect."""
+        headers = dict(kwargs.pop("headers", None) or {})
+        token = self.access_token()
+        try:
+            try:
+                return self.http.request(
+                    method, url, headers={**headers, "Authorization": f"Bearer {token}"}, **kwargs
+                )
+            except AuthError as exc:
+                if exc.status != 401:
+                    raise
+                token = self.refresh_after_rejection(token)
+                return self.http.request(
+                    method, url, headers={**headers, "Authorization": f"Bearer {token}"}, **kwargs
+                )
+        except AuthError as exc:
+            if "reconnect in admin" in str(exc):
+                raise
+            raise AuthError(
+                f"{self.vendor} refused the credentials of {self.config.name!r} ({exc}); reconnect in admin",
+                status=exc.status,
+            ) from None

@@ -276,19 +276,8 @@ class XeroConnector(Connector):
             raise AuthError(f"Xero connection {self.config.name!r} has no tenant_id; reconnect in admin")
         headers = dict(kwargs.pop("headers", None) or {})
         headers["Xero-Tenant-Id"] = tenant
-        token = self.tokens.access_token()
         try:
-            try:
-                return self.http.request(
-                    method, path, headers={**headers, "Authorization": f"Bearer {token}"}, **kwargs
-                )
-            except AuthError as exc:
-                if exc.status != 401:
-                    raise
-                token = self.tokens.refresh_after_rejection(token)
-                return self.http.request(
-                    method, path, headers={**headers, "Authorization": f"Bearer {token}"}, **kwargs
-                )
+            return self.tokens.request(method, path, headers=headers, **kwargs)
         except RetryableError as exc:
             if exc.status != 429:
                 raise
@@ -297,11 +286,6 @@ class XeroConnector(Connector):
                 f"Xero rate limit exceeded ({problem} limit); retry after {exc.retry_after or 'a while'} s",
                 status=429,
                 retry_after=exc.retry_after,
-            ) from None
-        except AuthError as exc:
-            raise AuthError(
-                f"Xero refused the credentials of {self.config.name!r} ({exc}); reconnect in admin",
-                status=exc.status,
             ) from None
 
     def _json(self, method: str, path: str, **kwargs: Any) -> Any:
