@@ -339,6 +339,8 @@ def apply_record(ctx: Context, record: RemoteRecord) -> str:
                 result = "created"
             else:
                 local = handler.read(obj)
+                if handler.writable is not None:
+                    canonical = {k: v for k, v in canonical.items() if k in handler.writable}
                 changes, kept_ours = _decide(ctx, entity, rules, record, obj, ref, canonical, local)
                 if changes:
                     obj = handler.update(obj, changes, origin=ctx.origin)

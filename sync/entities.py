@@ -35,6 +35,8 @@ class Entity:
     name: ClassVar[str]
     model: ClassVar[type[Model]]
     fields: ClassVar[tuple[str, ...]]
+    # Canonical fields a remote change may write into the hub; None: every mapped field.
+    writable: ClassVar[frozenset[str] | None] = None
 
     def queryset(self):
         return self.model.objects.all()
@@ -290,6 +292,7 @@ class Invoices(Entity):
 
     name = "invoices"
     model = Invoice
+    writable = frozenset()  # read back for matching and payments only; the document never changes
     fields = ("number", "currency", "issue_date", "due_date", "purpose")
 
     def read(self, obj: Invoice) -> dict[str, Any]:
@@ -337,6 +340,7 @@ class Invoices(Entity):
 class Payments(Entity):
     name = "payments"
     model = Payment
+    writable = frozenset()
     fields = ("amount", "currency", "received_at", "payer_name", "payer_inn", "purpose")
 
     def read(self, obj: Payment) -> dict[str, Any]:
