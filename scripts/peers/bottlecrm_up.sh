@@ -5,7 +5,9 @@
 #   - the venv under .peers/bottlecrm/venv is reused when django-crm is installed (no pip);
 #   - `migrate` (~2.5 min) runs once into a template database; later runs copy it with `createdb -T`;
 #   - the working database is reused if it exists; a server already answering on the port is left alone;
-#   - every run mints a fresh org-bound token into .peers/bottlecrm/token (JWT, valid 1 h).
+#   - every run mints a fresh org-bound JWT (valid 1 h) into .peers/bottlecrm/jwt, and keeps a personal
+#     access token (no expiry) in .peers/bottlecrm/token, creating it when missing or refused;
+#   - the Account custom field `inn` is created when missing.
 # Env: BOTTLECRM_PORT (8002), BOTTLECRM_DB (hub_bottlecrm), BOTTLECRM_RESET=1 (recreate the working DB from
 #      the template), PGHOST/PGPORT/PGUSER (127.0.0.1/5432/postgres), PY312 (a Python >= 3.12).
 set -euo pipefail
@@ -91,10 +93,24 @@ if [ -z "$T" ]; then
     -d "{\"name\":\"$ORG\"}" "http://127.0.0.1:$PORT/api/org/" > /dev/null
   T=$(mint)
 fi
-umask 077; echo "$T" > token
+umask 077; echo "$T" > jwt
+api() { curl -sf -H "Authorization: Bearer $1" -H 'Content-Type: application/json' "${@:2}"; }
+# A personal access token does not expire after an hour like the org-bound JWT: mint one once, reuse it.
+if ! grep -q "^bcrm_pat_" token 2>/dev/null || ! api "$(cat token)" -o /dev/null "http://127.0.0.1:$PORT/api/accounts/?limit=1"; then
+  log "creating a personal access token"
+  api "$T" -XPOST -d '{"name":"hub-peer-tests"}' "http://127.0.0.1:$PORT/api/profile/tokens/" \
+    | ./venv/bin/python -c 'import json,sys; print(json.load(sys.stdin)["token"])' > token
+fi
+PAT=$(cat token)
+# The INN lives in an Account custom field with key "inn" (the hub matches companies by it).
+if ! api "$PAT" "http://127.0.0.1:$PORT/api/custom-fields/?target_model=Account" | grep -q '"key": *"inn"'; then
+  log "creating the Account custom field 'inn'"
+  api "$PAT" -XPOST -o /dev/null -d '{"target_model":"Account","key":"inn","label":"INN","field_type":"text","is_filterable":true}' \
+    "http://127.0.0.1:$PORT/api/custom-fields/"
+fi
 cat > test_env.sh <<ENV
 export BOTTLECRM_URL=http://127.0.0.1:$PORT BOTTLECRM_TOKEN_FILE=$W/token
 ENV
 log "BottleCRM ready: pid $(cat server.pid 2>/dev/null || echo '?') on http://127.0.0.1:$PORT database=$DB"
-log "org-bound JWT (1 h) in $W/token; mint a fresh one with: $HERE/bottlecrm_token.sh"
+log "personal access token in $W/token (no expiry); a fresh org-bound JWT (1 h) in $W/jwt"
 log "export the test env with: . $W/test_env.sh"
