@@ -175,9 +175,12 @@ def _count(body: Any, *path: str) -> int:
 
 
 def _accounts_page(body: Any) -> tuple[list[dict[str, Any]], int]:
-    items = _list_of(body, "active_accounts", "open_accounts") + _list_of(body, "closed_accounts", "close_accounts")
+    items = _list_of(body, "active_accounts", "open_accounts") + _list_of(
+        body, "closed_accounts", "close_accounts"
+    )
     total = max(
-        _count(body, "active_accounts", "open_accounts_count"), _count(body, "closed_accounts", "close_accounts_count")
+        _count(body, "active_accounts", "open_accounts_count"),
+        _count(body, "closed_accounts", "close_accounts_count"),
     )
     return items, total
 
@@ -238,7 +241,9 @@ class BottleCRMConnector(Connector):
             raise AuthError("BottleCRM connection has no token: add a personal access token in admin")
         return {"Authorization": f"Bearer {token}"}
 
-    def _call(self, method: str, path: str, body: Any = None, *, token: str | None = None, **kwargs: Any) -> Any:
+    def _call(
+        self, method: str, path: str, body: Any = None, *, token: str | None = None, **kwargs: Any
+    ) -> Any:
         try:
             response = self.http.request(
                 method, path, headers=self._headers(token), json=body if body is not None else None, **kwargs
@@ -261,13 +266,17 @@ class BottleCRMConnector(Connector):
         extract = PAGES[stream]
         offset, previous = 0, None
         while True:
-            body = self._call("GET", f"/api/{ENDPOINTS[stream]}/", params={"limit": self.page_size, "offset": offset})
+            body = self._call(
+                "GET", f"/api/{ENDPOINTS[stream]}/", params={"limit": self.page_size, "offset": offset}
+            )
             items, total = extract(body)
             if not items:
                 return
             signature = tuple(str(item.get("id")) for item in items)
             if signature == previous:
-                raise PermanentError(f"BottleCRM {stream}: the page at offset {offset} repeats the previous one")
+                raise PermanentError(
+                    f"BottleCRM {stream}: the page at offset {offset} repeats the previous one"
+                )
             previous = signature
             yield from items
             offset += self.page_size
@@ -312,13 +321,13 @@ class BottleCRMConnector(Connector):
         records = [self._record(stream, item) for item in items]
         if since is not None:
             if stream == "payments":
-                records = [
-                    r for r in records if (_parse_time(r.data.get("created_at")) or since) >= since
-                ]
+                records = [r for r in records if (_parse_time(r.data.get("created_at")) or since) >= since]
             else:  # only records that say when they changed can be filtered
                 records = [r for r in records if r.updated_at is None or r.updated_at >= since]
         epoch = dt.datetime.min.replace(tzinfo=dt.UTC)
-        records.sort(key=lambda r: (r.updated_at or _parse_time(r.data.get("created_at")) or epoch, r.external_id))
+        records.sort(
+            key=lambda r: (r.updated_at or _parse_time(r.data.get("created_at")) or epoch, r.external_id)
+        )
         yield from records
 
     def get(self, stream: str, external_id: str) -> RemoteRecord | None:
@@ -355,7 +364,9 @@ class BottleCRMConnector(Connector):
                 nested = reply.get(DETAIL_KEYS[stream]) or {}
                 new_id = nested.get("id") if isinstance(nested, Mapping) else None
             if not new_id:
-                raise PermanentError(f"BottleCRM created a {stream} record but sent no id: {str(reply)[:200]}")
+                raise PermanentError(
+                    f"BottleCRM created a {stream} record but sent no id: {str(reply)[:200]}"
+                )
             return str(new_id)
         self._call("PATCH", f"{path}{external_id}/", body)
         return external_id

@@ -15,7 +15,12 @@ CONTRACT = (
 )
 TOKEN = "bcrm_pat_recorded-test-token"
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "bottlecrm"
-LISTS = {"accounts": "accounts", "contacts": "contacts", "opportunities": "opportunities", "invoices": "invoices"}
+LISTS = {
+    "accounts": "accounts",
+    "contacts": "contacts",
+    "opportunities": "opportunities",
+    "invoices": "invoices",
+}
 
 
 def fixture(name: str) -> Any:
@@ -48,7 +53,9 @@ class FakeBottleCRM:
             }
         )
         if request.headers.get("Authorization") != f"Bearer {TOKEN}":
-            return Response(json.dumps({"detail": "Invalid token."}), status=401, content_type="application/json")
+            return Response(
+                json.dumps({"detail": "Invalid token."}), status=401, content_type="application/json"
+            )
         parts = [p for p in request.path.split("/") if p]
         if len(parts) == 2 and parts[1] in LISTS:
             page = int(request.args.get("offset", 0)) // 2 + 1

@@ -52,7 +52,11 @@ class FakeTryton:
         if method == "model.party.party.search_read":
             return reply(fixture("parties_page2" if keyset else "parties_page1")["result"], body["id"])
         for model in ("identifiers", "contact_mechanisms", "addresses"):
-            name = {"identifiers": "identifier", "contact_mechanisms": "contact_mechanism", "addresses": "address"}
+            name = {
+                "identifiers": "identifier",
+                "contact_mechanisms": "contact_mechanism",
+                "addresses": "address",
+            }
             if method == f"model.party.{name[model]}.search_read":
                 return reply(_party_filter(fixture(f"party_{model}")["result"], params[0]), body["id"])
         if method == "model.account.invoice.search_read":
