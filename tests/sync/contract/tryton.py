@@ -25,6 +25,11 @@ def reply(result: Any, request_id: Any = 1) -> Response:
     return Response(json.dumps({"id": request_id, "result": result}), content_type="application/json")
 
 
+def is_keyset(body: dict[str, Any]) -> bool:
+    """Whether a search_read asks for the page after a (last_modified_at, id) position."""
+    return '["last_modified_at",">"' in json.dumps(body, separators=(",", ":"))
+
+
 def _party_filter(rows: list[dict[str, Any]], domain: list[Any]) -> list[dict[str, Any]]:
     ids = next((clause[2] for clause in domain if clause[:2] == ["party", "in"]), None)
     return [row for row in rows if ids is None or row["party"] in ids]
@@ -36,15 +41,18 @@ class FakeTryton:
     def __init__(self) -> None:
         self.calls: list[dict[str, Any]] = []
         self.overrides: dict[str, Any] = {}
+        self.expired: set[str] = set()  # Authorization values the server answers 401 to
 
     def __call__(self, request: Request) -> Response:
         body = json.loads(request.get_data())
         self.calls.append({**body, "authorization": request.headers.get("Authorization")})
         method, params = body["method"], body["params"]
+        if request.headers.get("Authorization") in self.expired:
+            return Response("", status=401)
         if method in self.overrides:
             override = self.overrides[method]
             return override(body) if callable(override) else reply(override, body["id"])
-        keyset = '["last_modified_at",">"' in request.get_data(as_text=True).replace(" ", "")
+        keyset = is_keyset(body)
         if method == "common.db.login":
             return reply(fixture("login")["result"], body["id"])
         if method == "model.res.user.get_preferences":
