@@ -38,6 +38,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import logging
 import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -52,6 +53,8 @@ from sync.connectors.base import (
     RemoteRecord,
     WebhookEvent,
 )
+
+logger = logging.getLogger("sync.connectors.bottlecrm")
 
 PAGE_SIZE = 100
 SIGNATURE_TOLERANCE = 300  # seconds between the signature's timestamp and now
@@ -318,7 +321,13 @@ class BottleCRMConnector(Connector):
             items = list(self._list(stream))
         else:
             raise PermanentError(f"BottleCRM has no stream {stream!r}")
-        records = [self._record(stream, item) for item in items]
+        records = []
+        for item in items:
+            if not isinstance(item, Mapping) or not item.get("id"):
+                # nothing to bind it to: report it and go on with the rest of the list
+                logger.warning("bottlecrm %s: skipped an item without id: %.200s", stream, item)
+                continue
+            records.append(self._record(stream, item))
         if since is not None:
             if stream == "payments":
                 records = [r for r in records if (_parse_time(r.data.get("created_at")) or since) >= since]
