@@ -13,7 +13,7 @@ from decimal import Decimal
 import httpx
 import pytest
 
-from sync.mapping.mapper import Rule, to_canonical
+from sync.mapping.mapper import Rule, to_canonical, to_remote
 from sync.mapping.transforms import Ref
 
 pytestmark = pytest.mark.peers
@@ -21,9 +21,17 @@ pytestmark = pytest.mark.peers
 INN = "7707083893"
 
 
+def rules(connector, stream):
+    return [Rule(**vars(m)) for m in connector.default_mappings if m.entity == stream]
+
+
 def canonical(connector, stream, record):
-    rules = [Rule(**vars(m)) for m in connector.default_mappings if m.entity == stream]
-    return to_canonical(record.data, rules)
+    return to_canonical(record.data, rules(connector, stream))
+
+
+def remote(connector, stream, values):
+    """The vendor payload the engine would push: the default mappings applied outbound."""
+    return to_remote(values, rules(connector, stream), resolve=lambda entity, ref: ref.external_id)
 
 
 @pytest.fixture
@@ -133,17 +141,26 @@ def test_account_contact_deal_made_in_crm_are_fetched_and_mapped(bottlecrm, api)
 def test_hub_writes_and_notes(bottlecrm, api):
     # given a client and a deal the hub pushes
     tag = uuid.uuid4().hex[:8]
-    account = bottlecrm.upsert("clients", {"name": f"Hub Client {tag}", "custom_fields": {"inn": INN}})
+    account = bottlecrm.upsert(
+        "clients", remote(bottlecrm, "clients", {"name": f"Hub Client {tag}", "inn": INN, "country": "RU"})
+    )
     deal = bottlecrm.upsert(
         "deals",
-        {
-            "name": f"Hub deal {tag}",
-            "account": account,
-            "stage": "PROSPECTING",
-            "amount": "10.00",
-            "currency": "USD",
-        },
+        remote(
+            bottlecrm,
+            "deals",
+            {
+                "title": f"Hub deal {tag}",
+                "client": Ref("clients", account),
+                "stage": "Новая / New",
+                "amount": Decimal("10.00"),
+                "currency": "USD",
+                "expected_close_date": dt.date(2026, 12, 31),
+            },
+        ),
     )
+    assert canonical(bottlecrm, "deals", bottlecrm.get("deals", deal))["stage"] == "Новая / New"
+    assert canonical(bottlecrm, "clients", bottlecrm.get("clients", account))["inn"] == INN
 
     # when the hub updates the client and notes that the invoice was paid
     bottlecrm.upsert("clients", {"email": f"hub-{tag}@client.test"}, external_id=account)

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from sync.connectors.base import AuthError
-from sync.mapping.mapper import Rule, to_canonical
+from sync.mapping.mapper import Rule, to_canonical, to_remote
 from sync.mapping.transforms import Ref
 
 pytestmark = pytest.mark.peers
@@ -17,9 +17,17 @@ pytestmark = pytest.mark.peers
 INN = "7707083893"  # a valid INN (Sberbank's): Tryton checks the checksum of ru_vat identifiers
 
 
+def rules(connector, stream):
+    return [Rule(**vars(m)) for m in connector.default_mappings if m.entity == stream]
+
+
 def canonical(connector, stream, record):
-    rules = [Rule(**vars(m)) for m in connector.default_mappings if m.entity == stream]
-    return to_canonical(record.data, rules)
+    return to_canonical(record.data, rules(connector, stream))
+
+
+def remote(connector, stream, values):
+    """The vendor payload the engine would push: the default mappings applied outbound."""
+    return to_remote(values, rules(connector, stream), resolve=lambda entity, ref: ref.external_id)
 
 
 def test_party_invoice_payment_round_trip(tryton):
@@ -28,18 +36,21 @@ def test_party_invoice_payment_round_trip(tryton):
     since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
     name = f"ООО Ромашка {uuid.uuid4().hex[:8]}"
 
-    # when the hub pushes a client as a party
+    # when the hub pushes a client as a party (through the default mappings)
     party = tryton.upsert(
         "clients",
-        {
-            "name": name,
-            "identifiers": [{"type": "ru_vat", "code": INN}],
-            "contact_mechanisms": [
-                {"type": "email", "value": "buh@romashka.test"},
-                {"type": "phone", "value": "+74951234567"},
-            ],
-            "addresses": [{"street": "ул. Тверская, 1"}],
-        },
+        remote(
+            tryton,
+            "clients",
+            {
+                "name": name,
+                "inn": INN,
+                "email": "buh@romashka.test",
+                "phone": "+74951234567",
+                "address": "ул. Тверская, 1",
+                "archived": False,
+            },
+        ),
     )
 
     # then the change feed brings it back, mapped to the canonical client
@@ -57,20 +68,24 @@ def test_party_invoice_payment_round_trip(tryton):
 
     # when the hub pushes an issued invoice for it (3 × 100.00 + 20 % VAT)
     number = f"HUB-{uuid.uuid4().hex[:8]}"
-    invoice = tryton.upsert(
-        "invoices",
-        {
-            "reference": number,
-            "party": int(party),
-            "invoice_date": dt.datetime.now(dt.UTC).date().isoformat(),
-            "currency_code": "EUR",
-            "description": "Deal: website",
-            "lines": [
-                {"description": "Consulting", "quantity": "3", "unit_price": "100.00", "vat_rate": "20"}
-            ],
-        },
-    )
-    tryton.after_push("invoices", invoice, {"status": "issued"})
+    hub_invoice = {
+        "number": number,
+        "client": Ref("clients", party),
+        "issue_date": dt.datetime.now(dt.UTC).date(),
+        "currency": "EUR",
+        "purpose": "Deal: website",
+        "status": "issued",
+        "lines": [
+            {
+                "description": "Consulting",
+                "quantity": Decimal(3),
+                "unit_price": Decimal("100.00"),
+                "vat_rate": Decimal(20),
+            }
+        ],
+    }
+    invoice = tryton.upsert("invoices", remote(tryton, "invoices", hub_invoice))
+    tryton.after_push("invoices", invoice, hub_invoice)
 
     # then Tryton validated and posted (numbered) it
     posted = canonical(tryton, "invoices", tryton.get("invoices", invoice))
