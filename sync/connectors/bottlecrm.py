@@ -112,6 +112,15 @@ DEFAULT_MAPPINGS = (
     M("deals", "name", "title"),
     M("deals", "account", "client", transform="lookup", params={"entity": "clients"}),
     M("deals", "stage", "stage", transform="enum", params={"map": STAGES}),
+    # won/lost: the stage's kind (custom pipelines have their own won/lost stages), else the default codes
+    M(
+        "deals",
+        "stage_kind",
+        "status",
+        transform="enum",
+        params={"map": {"open": "open", "won": "won", "lost": "lost"}},
+        direction="in",
+    ),
     M(
         "deals",
         "stage",
