@@ -1,11 +1,13 @@
 #!/bin/bash
 # Stop the peer servers started by scripts/peers/tryton_up.sh and bottlecrm_up.sh (by their recorded pid).
 # Databases, venvs and tokens stay, so the next *_up.sh is fast. `down.sh --purge` also drops the
-# databases (the BottleCRM template too) and removes .peers/.
+# databases (the BottleCRM template too) and removes the work dirs. Honours the same TRYTON_WORKDIR,
+# TRYTON_DB, BOTTLECRM_WORKDIR, BOTTLECRM_DB as the up scripts.
 set -uo pipefail
 HERE=$(cd "$(dirname "$0")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
-P=$ROOT/.peers
+TW=${TRYTON_WORKDIR:-$ROOT/.peers/tryton}
+BW=${BOTTLECRM_WORKDIR:-$ROOT/.peers/bottlecrm}
 export PGHOST=${PGHOST:-127.0.0.1} PGPORT=${PGPORT:-5432} PGUSER=${PGUSER:-postgres}
 stop() {
   local pidfile=$1 name=$2
@@ -18,11 +20,11 @@ stop() {
   fi
   rm -f "$pidfile"
 }
-stop "$P/tryton/trytond.pid" trytond
-stop "$P/bottlecrm/server.pid" BottleCRM
+stop "$TW/trytond.pid" trytond
+stop "$BW/server.pid" BottleCRM
 if [ "${1:-}" = "--purge" ]; then
   for db in "${TRYTON_DB:-hub_tryton}" "${BOTTLECRM_DB:-hub_bottlecrm}" "${BOTTLECRM_DB:-hub_bottlecrm}_template"; do
     dropdb --if-exists "$db" && echo "dropped database $db"
   done
-  rm -rf "$P" && echo "removed $P"
+  rm -rf "$TW" "$BW" && echo "removed $TW $BW"
 fi
