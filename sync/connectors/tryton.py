@@ -285,8 +285,17 @@ class TrytonConnector(Connector):
             self._context = {"company": company, "language": prefs.get("language") or "en"}
         return dict(self._context)
 
-    def model(self, name: str, method: str, *args: Any, writing: bool = False) -> Any:
-        return self.rpc(f"model.{name}.{method}", *args, self.context(), writing=writing)
+    def model(
+        self,
+        name: str,
+        method: str,
+        *args: Any,
+        writing: bool = False,
+        context: Mapping[str, Any] | None = None,
+    ) -> Any:
+        return self.rpc(
+            f"model.{name}.{method}", *args, {**self.context(), **(context or {})}, writing=writing
+        )
 
     # --- reading ---------------------------------------------------------------------------------
     def check(self) -> None:
@@ -298,7 +307,13 @@ class TrytonConnector(Connector):
             )
 
     def _pages(
-        self, model: str, domain: list[Any], fields: list[str], *, since: dt.datetime | None
+        self,
+        model: str,
+        domain: list[Any],
+        fields: list[str],
+        *,
+        since: dt.datetime | None,
+        context: Mapping[str, Any] | None = None,
     ) -> Iterator[list[dict[str, Any]]]:
         """Rows of `model` matching `domain` (and changed at or after `since`), oldest change first,
         in pages, keyset-paged on (last_modified_at, id)."""
@@ -318,7 +333,9 @@ class TrytonConnector(Connector):
                         [["last_modified_at", "=", last[0]], ["id", ">", last[1]]],
                     ]
                 )
-            rows = self.model(model, "search_read", page_domain, 0, self.page_size, order, wanted)
+            rows = self.model(
+                model, "search_read", page_domain, 0, self.page_size, order, wanted, context=context
+            )
             if not isinstance(rows, list):
                 raise PermanentError(f"Tryton {model}.search_read: expected a list, got {str(rows)[:200]}")
             if not rows:
@@ -384,23 +401,25 @@ class TrytonConnector(Connector):
             credit, debit = row.get("credit") or Decimal(0), row.get("debit") or Decimal(0)
             row["paid_amount"] = credit - debit
 
-    def _stream_query(self, stream: str) -> tuple[str, list[Any], list[str]]:
+    def _stream_query(self, stream: str) -> tuple[str, list[Any], list[str], dict[str, Any]]:
         if stream == "clients":
-            # archived parties too: they are the tombstones of clients
-            return "party.party", [["active", "in", [True, False]]], PARTY_FIELDS
+            # archived parties too (they are the tombstones of clients). Through the context: an
+            # `active` clause stops excluding archived records once the domain holds other clauses.
+            return "party.party", [], PARTY_FIELDS, {"active_test": False}
         if stream == "invoices":
-            return "account.invoice", [["type", "=", "out"]], INVOICE_FIELDS
+            return "account.invoice", [["type", "=", "out"]], INVOICE_FIELDS, {}
         if stream == "payments":
             return (
                 "account.move.line",
                 [["invoice_payment.type", "=", "out"], ["move.state", "=", "posted"]],
                 PAYMENT_FIELDS,
+                {},
             )
         raise PermanentError(f"Tryton has no stream {stream!r}")
 
     def fetch(self, stream: str, *, since: dt.datetime | None = None) -> Iterator[RemoteRecord]:
-        model, domain, fields = self._stream_query(stream)
-        for rows in self._pages(model, domain, fields, since=since):
+        model, domain, fields, context = self._stream_query(stream)
+        for rows in self._pages(model, domain, fields, since=since, context=context):
             if stream == "clients":
                 self._parties_detail(rows)
             elif stream == "payments":
@@ -409,12 +428,14 @@ class TrytonConnector(Connector):
                 yield self._record(stream, row)
 
     def get(self, stream: str, external_id: str) -> RemoteRecord | None:
-        model, domain, fields = self._stream_query(stream)
+        model, domain, fields, context = self._stream_query(stream)
         try:
             record_id = int(external_id)
         except ValueError:
             return None
-        rows = self.model(model, "search_read", [*domain, ["id", "=", record_id]], 0, 1, None, fields)
+        rows = self.model(
+            model, "search_read", [*domain, ["id", "=", record_id]], 0, 1, None, fields, context=context
+        )
         if not rows:
             return None
         if stream == "clients":

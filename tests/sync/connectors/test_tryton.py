@@ -107,6 +107,8 @@ def test_fetch_logs_in_once_and_pages_by_keyset_to_the_end(connector, fake):
     assert keyset[1] == [["last_modified_at", ">", last["last_modified_at"]]]
     assert keyset[2] == [["last_modified_at", "=", last["last_modified_at"]], ["id", ">", last["id"]]]
     assert all(r.updated_at.tzinfo is not None for r in records)
+    # archived parties too: through the context (an `active` clause is ignored next to the keyset)
+    assert all(c["params"][-1]["active_test"] is False for c in searches)
 
 
 def test_parties_carry_identifiers_contact_mechanisms_and_addresses(connector):

@@ -166,3 +166,28 @@ def test_wrong_password_is_an_auth_error(tryton_env):
 
     with pytest.raises(AuthError, match="check the username and password"):
         connector.check()
+
+
+def test_small_pages_read_the_same_parties_as_one_big_page_archived_included(tryton_env, tryton):
+    from tests.sync.peers.conftest import make
+
+    # given at least one archived party, and a connector paging two by two
+    tryton.delete("clients", tryton.upsert("clients", {"name": f"Archived {uuid.uuid4().hex[:6]}"}))
+    small = make(
+        "tryton",
+        tryton_env["TRYTON_URL"],
+        {
+            "database": tryton_env["TRYTON_DATABASE"],
+            "username": tryton_env["TRYTON_USER"],
+            "password": tryton_env["TRYTON_PASSWORD"],
+        },
+        page_size=2,
+    )
+
+    # when both read every party
+    paged = [r.external_id for r in small.fetch("clients")]
+    whole = [r.external_id for r in tryton.fetch("clients")]
+
+    # then the keyset pages lose and repeat nothing, archived parties included
+    assert paged == whole
+    assert any(r.data["active"] is False for r in tryton.fetch("clients"))
