@@ -186,30 +186,35 @@ def _count(body: Any, *path: str) -> int:
         raise PermanentError(f"BottleCRM: {'.'.join(path)} is not a count: {node!r}") from None
 
 
-def _accounts_page(body: Any) -> tuple[list[dict[str, Any]], int]:
-    items = _list_of(body, "active_accounts", "open_accounts") + _list_of(
-        body, "closed_accounts", "close_accounts"
-    )
+Page = tuple[list[dict[str, Any]], int, int]  # items, total, how far the offset moves
+
+
+def _accounts_page(body: Any) -> Page:
+    active = _list_of(body, "active_accounts", "open_accounts")
+    archived = _list_of(body, "closed_accounts", "close_accounts")
     total = max(
         _count(body, "active_accounts", "open_accounts_count"),
         _count(body, "closed_accounts", "close_accounts_count"),
     )
-    return items, total
+    return active + archived, total, max(len(active), len(archived))  # one offset pages both lists
 
 
-def _contacts_page(body: Any) -> tuple[list[dict[str, Any]], int]:
-    return _list_of(body, "results"), _count(body, "count")
+def _contacts_page(body: Any) -> Page:
+    items = _list_of(body, "results")
+    return items, _count(body, "count"), len(items)
 
 
-def _deals_page(body: Any) -> tuple[list[dict[str, Any]], int]:
-    return _list_of(body, "opportunities"), _count(body, "opportunities_count")
+def _deals_page(body: Any) -> Page:
+    items = _list_of(body, "opportunities")
+    return items, _count(body, "opportunities_count"), len(items)
 
 
-def _invoices_page(body: Any) -> tuple[list[dict[str, Any]], int]:
-    return _list_of(body, "results"), _count(body, "count")
+def _invoices_page(body: Any) -> Page:
+    items = _list_of(body, "results")
+    return items, _count(body, "count"), len(items)
 
 
-PAGES: dict[str, Callable[[Any], tuple[list[dict[str, Any]], int]]] = {
+PAGES: dict[str, Callable[[Any], Page]] = {
     "clients": _accounts_page,
     "contacts": _contacts_page,
     "deals": _deals_page,
@@ -271,17 +276,18 @@ class BottleCRMConnector(Connector):
     # --- reading ---------------------------------------------------------------------------------
     def check(self) -> None:
         body = self._call("GET", "/api/accounts/", params={"limit": 1, "offset": 0})
-        _accounts_page(body)
+        _accounts_page(body)  # the shape is the one we page
 
     def _list(self, stream: str) -> Iterator[dict[str, Any]]:
-        """Every item of a list endpoint, paging limit/offset to the end."""
+        """Every item of a list endpoint, paging limit/offset to the end. The offset moves by what the
+        page held, so a server that caps `limit` below ours skips nothing."""
         extract = PAGES[stream]
         offset, previous = 0, None
         while True:
             body = self._call(
                 "GET", f"/api/{ENDPOINTS[stream]}/", params={"limit": self.page_size, "offset": offset}
             )
-            items, total = extract(body)
+            items, total, advance = extract(body)
             if not items:
                 return
             signature = tuple(str(item.get("id")) for item in items)
@@ -291,7 +297,7 @@ class BottleCRMConnector(Connector):
                 )
             previous = signature
             yield from items
-            offset += self.page_size
+            offset += advance
             if offset >= total:
                 return
 

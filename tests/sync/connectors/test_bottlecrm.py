@@ -128,6 +128,26 @@ def test_a_page_that_repeats_is_refused(httpserver):
         list(connector.fetch("contacts"))
 
 
+def test_a_server_that_caps_the_limit_still_pages_everything(httpserver):
+    everything = fixture("contacts_page1")
+
+    def capped(request):  # answers one item per page, whatever limit we ask
+        offset = int(request.args["offset"])
+        body = {**everything, "results": everything["results"][offset : offset + 1]}
+        return Response(json.dumps(body), content_type="application/json")
+
+    httpserver.expect_request("/api/contacts/").respond_with_handler(capped)
+    connector = make(httpserver.url_for("/").rstrip("/"), {"token": TOKEN}, page_size=100)
+
+    ids = sorted(r.external_id for r in connector.fetch("contacts"))
+
+    assert ids == sorted(c["id"] for c in everything["results"])
+    assert [r.query_string.decode() for r, _ in httpserver.log] == [
+        "limit=100&offset=0",
+        "limit=100&offset=1",
+    ]
+
+
 def test_429_with_retry_after_is_retried_after_the_asked_delay(httpserver):
     httpserver.expect_ordered_request("/api/invoices/").respond_with_data(
         "slow down", status=429, headers={"Retry-After": "3"}
