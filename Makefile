@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install lint format bench-api bench-notify bench-pdf bench-analytics clean
+.PHONY: run test install lint format bench-api bench-notify bench-pdf bench-analytics clean peers-up peers-down test-peers
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -61,3 +61,18 @@ bench-pdf: $(STAMP)
 # BENCH_ARGS=--regenerate to start again), rollups rebuilt, every figure timed. See scripts/bench_analytics.py.
 bench-analytics: $(STAMP)
 	$(BIN)/python scripts/bench_analytics.py $(BENCH_ARGS)
+
+# Real peers for the connector tests: Tryton 8.2 on 127.0.0.1:8001 and BottleCRM (django-crm 1.35) on :8002,
+# work dirs under .peers/ (cold ~3-4 min, warm ~15 s). See scripts/peers/.
+peers-up:
+	bash scripts/peers/up.sh
+
+peers-down:
+	bash scripts/peers/down.sh
+
+# The connectors against the real peers (started by `make peers-up`).
+test-peers: $(STAMP)
+	. .peers/env.sh && DEBUG=false STATIC_MANIFEST=false SECRET_KEY=$${SECRET_KEY:-test-only-secret} \
+	ALLOWED_HOSTS=$${ALLOWED_HOSTS:-testserver,localhost,127.0.0.1} \
+	CELERY_BROKER_URL=$${CELERY_BROKER_URL:-sqla+sqlite:///$(CURDIR)/var/test-celery-broker.sqlite3} \
+		$(BIN)/python -m pytest -m peers tests/sync/peers $(PYTEST_ARGS)
