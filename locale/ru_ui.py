@@ -242,7 +242,6 @@ RU = {
     "Company": "Организация",
     "Person": "Физлицо",
     "Applied automatically": "Применено автоматически",
-    "Waiting for review": "Ждут проверки",
     "Confirmed by a person": "Подтверждено вручную",
     "Reassigned by a person": "Перезачтено вручную",
     "Dismissed": "Отклонено",
@@ -293,10 +292,10 @@ def fill(path: Path) -> int:
         if "msgid_plural" in parts and msgid in PLURALS and not _unquote(parts.get("msgstr[0]", [])):
             body = [f"msgid {_quote(msgid)}", f"msgid_plural {_quote(_unquote(parts['msgid_plural']))}"]
             body += [f"msgstr[{i}] {_quote(t)}" for i, t in enumerate(PLURALS[msgid])]
-            out.append("\n".join(head + body))
+            out.append("\n".join([*head, *body]))
             filled += 1
         elif "msgstr" in parts and msgid in RU and not _unquote(parts["msgstr"]):
-            out.append("\n".join(head + [f"msgid {_quote(msgid)}", f"msgstr {_quote(RU[msgid])}"]))
+            out.append("\n".join([*head, f"msgid {_quote(msgid)}", f"msgstr {_quote(RU[msgid])}"]))
             filled += 1
         else:
             out.append(entry)
