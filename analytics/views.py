@@ -140,6 +140,13 @@ def dashboards(request):
             {"nav": "dashboards", "form": form, "error": exc.message},
             status=409,
         )
+    # Show the period actually used (the defaults fill empty dates).
+    shown = {
+        **request.GET.dict(),
+        "date_from": filters.date_from.isoformat(),
+        "date_to": filters.date_to.isoformat(),
+    }
+    form = DashboardFilters(shown, may_pick_manager=access.sees_all_crm)
     context.update({"nav": "dashboards", "form": form, "filters": filters, "currency": company_currency()})
     return render(request, "ui/analytics/dashboards.html", context)
 

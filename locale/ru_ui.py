@@ -106,7 +106,7 @@ RU = {
     "Month": "Месяц",
     "Move": "Перенести",
     "My notifications": "Мои уведомления",
-    "My open deals": "Мои открытые сделки",
+    "Open deals": "Открытые сделки",
     "Name": "Название",
     "New clients": "Новые клиенты",
     "New paying clients": "Новые платящие клиенты",
@@ -286,7 +286,12 @@ def fill(path: Path) -> int:
             name, first = lines[start].split(" ", 1)
             parts[name] = [first, *lines[start + 1 : end]]
         msgid = _unquote(parts.get("msgid", []))
-        if not msgid or "#, fuzzy" in "\n".join(head):
+        if "#, fuzzy" in "\n".join(head) and (msgid in RU or msgid in PLURALS):
+            # msgmerge's guess from a similar old string: ours is better.
+            head = [ln for ln in head if ln != "#, fuzzy" and not ln.startswith("#|")]
+            for name in [n for n in parts if n.startswith("msgstr")]:
+                parts[name] = ['""']
+        elif not msgid or "#, fuzzy" in "\n".join(head):
             out.append(entry)
             continue
         if "msgid_plural" in parts and msgid in PLURALS and not _unquote(parts.get("msgstr[0]", [])):
