@@ -140,10 +140,12 @@ def test_a_managers_day_from_sign_in_to_the_payment_notification(page: Page, bas
 
     # and the manager sees the notification arrive: the unread counter polls every 10 s
     expect(page.locator("#unread")).to_have_text("1", timeout=15_000)
-    assert Notification.objects.get(user=maria).title == f"Invoice {invoice.number} is paid"
+    note = Notification.objects.get(user=maria)
+    assert note.title == f"Invoice {invoice.number} is paid" and note.link == f"/app/invoices/{invoice.pk}/"
     page.get_by_role("link", name=re.compile("Inbox")).click()
-    expect(page.get_by_role("link", name=f"Invoice {invoice.number} is paid").or_(
-        page.get_by_text(f"Invoice {invoice.number} is paid"))).to_be_visible()  # fmt: skip
+    page.get_by_role("link", name=f"Invoice {invoice.number} is paid").click()
+    expect(page.get_by_role("heading", name=f"Invoice {invoice.number}")).to_be_visible()
+    expect(page.locator(".status-paid").first).to_be_visible()
     js.assert_none()
 
 
