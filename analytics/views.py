@@ -13,6 +13,7 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
+from django.http import Http404
 from django.shortcuts import render
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -111,17 +112,24 @@ def _month_end(month: dt.date) -> dt.date:
     return nxt - dt.timedelta(days=1)
 
 
+PARTS = ("kpis", "charts", "tops", "receivables", "cohorts")
+
+
 @login_required
 @require_GET
 def dashboards(request):
+    """The page draws the filters at once and fetches its five parts in parallel (htmx, on load), so
+    no single request computes every figure; ``?all=1`` (the no-JavaScript link) renders them inline."""
     access = user_access(request.user)
     if not access.is_staff_role:
         raise PermissionDenied
+    part = request.GET.get("part", "")
+    if part and part not in PARTS:
+        raise Http404
     form = DashboardFilters(request.GET, may_pick_manager=access.sees_all_crm)
     if not form.is_valid():
-        return render(
-            request, "ui/analytics/dashboards.html", {"nav": "dashboards", "form": form}, status=400
-        )
+        template = "ui/analytics/part_error.html" if part else "ui/analytics/dashboards.html"
+        return render(request, template, {"nav": "dashboards", "form": form}, status=400)
     data = form.cleaned_data
     manager = data.get("manager")
     filters = Filters(
@@ -131,27 +139,37 @@ def dashboards(request):
         manager=(manager.pk if manager else None) if access.sees_all_crm else request.user.pk,
         pipeline=data["pipeline"].pk if data.get("pipeline") else None,
     )
+    context = {"nav": "dashboards", "filters": filters, "currency": company_currency()}
+    wanted = [part] if part else (PARTS if request.GET.get("all") else ())
     try:
-        context = _figures(filters)
+        for name in wanted:
+            context.update(PART_FIGURES[name](filters))
     except MissingRate as exc:
-        return render(
-            request,
-            "ui/analytics/dashboards.html",
-            {"nav": "dashboards", "form": form, "error": exc.message},
-            status=409,
-        )
+        context["error"] = exc.message
+        if part:
+            return render(request, "ui/analytics/part_error.html", context, status=409)
+    if part:
+        return render(request, f"ui/analytics/part_{part}.html", context)
+    query = request.GET.copy()
+    query.pop("all", None)
     # Show the period actually used (the defaults fill empty dates).
     shown = {
         **request.GET.dict(),
         "date_from": filters.date_from.isoformat(),
         "date_to": filters.date_to.isoformat(),
     }
-    form = DashboardFilters(shown, may_pick_manager=access.sees_all_crm)
-    context.update({"nav": "dashboards", "form": form, "filters": filters, "currency": company_currency()})
+    context.update(
+        {
+            "form": DashboardFilters(shown, may_pick_manager=access.sees_all_crm),
+            "query": query.urlencode(),
+            "inline": bool(wanted),
+            "parts": PARTS,
+        }
+    )
     return render(request, "ui/analytics/dashboards.html", context)
 
 
-def _figures(filters: Filters) -> dict:
+def _kpis(filters: Filters) -> dict:
     now = selectors.analytics_summary(filters=filters).rows[0]
     before = selectors.analytics_summary(filters=_previous(filters)).rows[0]
     tiles = [
@@ -159,27 +177,43 @@ def _figures(filters: Filters) -> dict:
          "delta": _delta(now.get(key), before.get(key))}
         for key, label, kind in KPIS
     ]  # fmt: skip
+    return {"tiles": tiles}
+
+
+def _charts(filters: Filters) -> dict:
     revenue = selectors.analytics_revenue(filters=filters).rows
     channels = selectors.analytics_channels(filters=filters).rows
-    funnel = selectors.analytics_funnel(filters=filters).rows
-    cohorts = selectors.analytics_cohorts(filters=filters).rows
-    aging = selectors.analytics_ar_aging(filters=filters).rows
-    tops = {by: selectors.analytics_top(filters=filters, by=by).rows for by in selectors.TOP_BY}
+    for r in revenue:
+        r["drill"] = (
+            f"?status=won&won_from={r['month'].isoformat()}&won_to={_month_end(r['month']).isoformat()}"
+        )
     chart_gp = {
         "labels": [r["month"].strftime("%Y-%m") for r in revenue],
         "gross_profit": [_f(r["gross_profit"]) for r in revenue],
         "margin": [_f(r["margin_pct"]) for r in revenue],
-        "drill": [
-            f"?status=won&won_from={r['month'].isoformat()}&won_to={_month_end(r['month']).isoformat()}"
-            for r in revenue
-        ],
+        "drill": [r["drill"] for r in revenue],
     }
     chart_cac = {
         "labels": [r["channel"] for r in channels],
         "cac": [_f(r["cac"]) for r in channels],
         "ltv": [_f(r["ltv"]) for r in channels],
     }
-    months = sorted({r["month"] for r in cohorts if r.get("month")})
+    return {"revenue": revenue, "channels": channels, "chart_gp": chart_gp, "chart_cac": chart_cac}
+
+
+def _tops(filters: Filters) -> dict:
+    return {"tops": {by: selectors.analytics_top(filters=filters, by=by).rows for by in selectors.TOP_BY}}
+
+
+def _receivables(filters: Filters) -> dict:
+    return {
+        "aging": selectors.analytics_ar_aging(filters=filters).rows,
+        "funnel": selectors.analytics_funnel(filters=filters).rows,
+    }
+
+
+def _cohorts(filters: Filters) -> dict:
+    cohorts = selectors.analytics_cohorts(filters=filters).rows
     by_cohort: dict = {}
     for r in cohorts:
         if r.get("cohort") is None:
@@ -194,18 +228,13 @@ def _figures(filters: Filters) -> dict:
         }
         for c, cells in sorted(by_cohort.items())
     ]
-    for r, drill in zip(revenue, chart_gp["drill"], strict=True):
-        r["drill"] = drill
-    return {
-        "tiles": tiles,
-        "revenue": revenue,
-        "channels": channels,
-        "funnel": funnel,
-        "aging": aging,
-        "tops": tops,
-        "chart_gp": chart_gp,
-        "chart_cac": chart_cac,
-        "heat": heat,
-        "heat_span": range(span),
-        "months": months,
-    }
+    return {"heat": heat, "heat_span": range(span)}
+
+
+PART_FIGURES = {
+    "kpis": _kpis,
+    "charts": _charts,
+    "tops": _tops,
+    "receivables": _receivables,
+    "cohorts": _cohorts,
+}

@@ -160,9 +160,10 @@ class BoardColumn:
     stage: Stage
     deals: list[Deal]
     total: int
+    options_html: str = ""  # the column's "move to" <option>s, filled by the view
 
 
-BOARD_CARDS_PER_STAGE = 50
+BOARD_CARDS_PER_STAGE = 30
 
 
 def deal_board(*, user, pipeline: Pipeline) -> list[BoardColumn]:

@@ -15,6 +15,8 @@ from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils.dateparse import parse_datetime
+from django.utils.html import format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.decorators.http import require_GET, require_POST
@@ -168,11 +170,22 @@ def deals(request):
 
 
 def _board_context(request, pipeline: Pipeline) -> dict:
+    columns = selectors.deal_board(user=request.user, pipeline=pipeline)
+    # Each card's keyboard "move to" list is the same for a column: rendered once per column, not per card.
+    for col in columns:
+        col.options_html = format_html_join(
+            "",
+            '<option value="{}"{}>{}</option>',
+            (
+                (c.stage.pk, mark_safe(" selected") if c.stage.pk == col.stage.pk else "", c.stage.name)
+                for c in columns
+            ),
+        )
     return {
         "nav": "board",
         "pipeline": pipeline,
         "pipelines": Pipeline.objects.order_by("name"),
-        "columns": selectors.deal_board(user=request.user, pipeline=pipeline),
+        "columns": columns,
     }
 
 

@@ -221,7 +221,7 @@ RU = {
     "“%(deal)s” was changed by someone else meanwhile; the move was refused. The board now shows its current stage.": "«%(deal)s» тем временем изменил кто-то другой; перенос отклонён. На доске показан её текущий этап.",
     "{{ n }} of {{ total }} shown": "показано {{ n }} из {{ total }}",
     "Page {{ n }} of {{ total }}": "Страница {{ n }} из {{ total }}",
-    "Stage of {{ t }}": "Этап сделки {{ t }}",
+    "Stage of": "Этап сделки",
     "%(n)s of %(total)s shown": "показано %(n)s из %(total)s",
     "Page %(n)s of %(total)s": "Страница %(n)s из %(total)s",
     "Stage of %(t)s": "Этап сделки %(t)s",

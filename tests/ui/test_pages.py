@@ -258,6 +258,11 @@ def test_review_queue_reassign_with_a_wrong_number_shows_the_field_error(client,
     assert MatchDecision.objects.filter(status=MatchStatus.REVIEW).count() == 0
 
 
+def test_an_unknown_dashboard_part_is_404(client, root):
+    as_user(client, root)
+    assert client.get("/app/dashboards/", {"part": "secrets"}).status_code == 404
+
+
 def test_dashboard_filters_refuse_a_backwards_period_in_russian(client, world, root):
     as_user(client, root, "ru")
     response = client.get("/app/dashboards/", {"date_from": "2026-05-01", "date_to": "2026-04-01"})
@@ -353,8 +358,13 @@ PAGE_BUDGETS = [
     ("/app/invoices/{invoice}/", 12),
     ("/app/payments/", 10),
     ("/app/notifications/", 8),
-    ("/app/dashboards/", 70),
-    ("/app/dashboards/?date_from=2025-06-01&date_to=2026-03-15&channel={channel}", 70),
+    ("/app/dashboards/", 8),
+    ("/app/dashboards/?part=kpis", 24),
+    ("/app/dashboards/?part=charts", 16),
+    ("/app/dashboards/?part=tops", 12),
+    ("/app/dashboards/?part=receivables", 16),
+    ("/app/dashboards/?part=cohorts", 8),
+    ("/app/dashboards/?all=1&date_from=2025-06-01&date_to=2026-03-15&channel={channel}", 70),
     ("/app/sync/", 6),
 ]
 
