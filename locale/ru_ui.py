@@ -99,7 +99,7 @@ RU = {
     "Main": "Главное меню",
     "Manager": "Менеджер",
     "Margin": "Маржа",
-    "Margin, %": "Маржа, %",
+    "Margin, %%": "Маржа, %%",  # the template tag escapes % in the msgid
     "Mark all read": "Прочитать все",
     "Match confirmed.": "Сопоставление подтверждено.",
     "Money": "Деньги",
@@ -166,6 +166,8 @@ RU = {
     "Revenue without VAT": "Выручка без НДС",
     "Role": "Роль",
     "Search": "Поиск",
+    "Show the figures": "Показать показатели",
+    "Loading…": "Загрузка…",
     "Send by e-mail": "Отправить по почте",
     "Send to": "Кому",
     "Show": "Показать",

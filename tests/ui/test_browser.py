@@ -180,10 +180,9 @@ def test_screenshots_of_the_key_pages_with_demo_data(page: Page, base_url, root)
     for name, url, heading in pages:
         page.goto(f"{base_url}{url}")
         expect(page.locator("h1").first).to_contain_text(heading)
-        if name == "dashboards":
-            page.wait_for_function(
-                "() => window.Chart && document.querySelector('#chart-gp').clientHeight > 0"
-            )
+        if name == "dashboards":  # its five parts load in parallel after the page
+            expect(page.locator("[aria-busy=true]")).to_have_count(0)
+            page.wait_for_function("() => document.querySelector('#chart-gp')?.dataset.drawn === '1'")
         shot(page, name)
     # the same in Russian
     page.get_by_label("Language").select_option("ru")
