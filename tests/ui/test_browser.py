@@ -2,7 +2,9 @@
 to the payment notification, and screenshots of the key pages for the README."""
 
 import datetime as dt
+import os
 import re
+import tempfile
 from decimal import Decimal as D
 from pathlib import Path
 
@@ -21,7 +23,12 @@ from .conftest import PASSWORD
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
-SCREENSHOTS = Path(django_settings.BASE_DIR) / "docs" / "screenshots"
+# The README's screenshots are refreshed with UPDATE_SCREENSHOTS=1; otherwise they go to a scratch folder.
+SCREENSHOTS = (
+    Path(django_settings.BASE_DIR) / "docs" / "screenshots"
+    if os.environ.get("UPDATE_SCREENSHOTS") == "1"
+    else Path(tempfile.gettempdir()) / "hub-ui-screenshots"
+)
 
 
 @pytest.fixture
