@@ -19,7 +19,7 @@ from invoicing.models import Invoice, InvoiceStatus
 from notifications.models import Notification, NotificationRule
 from tests.factories import ClientFactory, CompanyFactory, PipelineFactory
 
-from .conftest import PASSWORD
+from .conftest import PASSWORD, ensure_migration_data
 
 pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
 
@@ -29,6 +29,11 @@ SCREENSHOTS = (
     if os.environ.get("UPDATE_SCREENSHOTS") == "1"
     else Path(tempfile.gettempdir()) / "hub-ui-screenshots"
 )
+
+
+@pytest.fixture(autouse=True)
+def migration_data(transactional_db):
+    ensure_migration_data()
 
 
 @pytest.fixture

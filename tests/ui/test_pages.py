@@ -340,6 +340,9 @@ def demo(db):
     from analytics.rollups import rollups_rebuild
     from hub.demo import seed_demo
 
+    from .conftest import role
+
+    role("Manager")  # seed_demo puts its managers in it
     seed_demo(today=dt.date(2026, 3, 15))
     rollups_rebuild()
     return get_user_model().objects.filter(groups__name="Manager").order_by("id").first()
