@@ -73,6 +73,17 @@ def test_manager_cannot_open_another_managers_client_by_url(client, world, maria
     assert client.get(f"/app/deals/{world['their_deal'].pk}/").status_code == 404
     assert client.post(f"/app/deals/{world['their_deal'].pk}/move/", {"stage": 1}).status_code == 404
     assert client.post(f"/app/deals/{world['their_deal'].pk}/issue-invoice/").status_code == 404
+    # nor the other manager's invoice, its PDF or its preview
+    from invoicing.services import invoice_issue_from_deal
+
+    theirs, _ = invoice_issue_from_deal(deal=world["their_deal"])
+    for url in (
+        f"/app/invoices/{theirs.pk}/",
+        f"/app/invoices/{theirs.pk}/pdf/",
+        f"/app/invoices/{theirs.pk}/preview/",
+    ):
+        assert client.get(url).status_code == 404
+    assert theirs.number not in client.get("/app/invoices/").content.decode()
 
 
 def test_lists_show_a_manager_only_their_own(client, world, maria):
