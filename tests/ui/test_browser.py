@@ -167,6 +167,17 @@ def test_screenshots_of_the_key_pages_with_demo_data(page: Page, base_url, root)
 
     seed_demo(today=dt.date.today())
     rollups_rebuild()
+    # one bank payment nobody can place, for the review queue
+    from django.utils import timezone
+
+    from invoicing.matching import payment_match
+    from invoicing.services import payment_record
+
+    stray = payment_record(
+        amount=D("12345.00"), received_at=timezone.now(), payer_name="ООО «Неизвестный плательщик»",
+        purpose="Оплата по договору № 17 от 01.10.2026", source="bank", external_id="stmt-17",
+    )  # fmt: skip
+    assert payment_match(payment=stray).status == "review"
     root.set_password(PASSWORD)
     root.save()
     manager = Deal.objects.filter(manager__isnull=False).order_by("id").first().manager
