@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test install lint format bench-api bench-notify bench-pdf bench-analytics clean peers-up peers-down test-peers
+.PHONY: run test install lint format messages bench-api bench-notify bench-pdf bench-analytics clean peers-up peers-down test-peers
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,14 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# Russian catalogue of the UI: collect new strings, fill the ones locale/ru_ui.py knows, compile the .mo
+# (committed, so installs need no gettext). Needs gettext's xgettext/msgfmt.
+messages: $(STAMP)
+	DEBUG=true HUB_READ_DOT_ENV=false $(BIN)/python manage.py makemessages -l ru --no-location \
+		--ignore=tests --ignore=scripts --ignore=deploy --ignore=docs --ignore='templates/invoicing/*' --ignore=$(VENV) --ignore=locale
+	$(BIN)/python locale/ru_ui.py
+	DEBUG=true HUB_READ_DOT_ENV=false $(BIN)/python manage.py compilemessages -l ru --ignore=$(VENV)
 
 clean:
 	rm -rf $(VENV) var

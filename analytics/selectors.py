@@ -580,3 +580,79 @@ def analytics_cohorts(*, filters: Filters) -> Report:
 
 def cash_raw_allocations():  # re-exported for tests
     return cash_allocations()
+
+
+# --- top lists for the dashboards --------------------------------------------------------------------
+
+TOP_BY = ("product", "client", "manager")
+
+
+def analytics_top(*, filters: Filters, by: str, limit: int = 10) -> Report:
+    """The ``limit`` products, clients or managers with the largest gross profit on issue in the period.
+
+    Read from the invoices themselves (the rollups have no client or product dimension); the period is
+    the issue date, amounts are in the company currency, credit notes subtract.
+    """
+    if by not in TOP_BY:
+        raise ValueError(f"by must be one of {TOP_BY}")
+    cols = ["id", "name", "revenue", "cogs", "gross_profit", "margin_pct"]
+    invoices = accrual_invoices().filter(issue_date__gte=filters.date_from, issue_date__lte=filters.date_to)
+    for dim, name in (("channel", "a_channel"), ("manager", "a_manager"), ("pipeline", "a_pipeline")):
+        if getattr(filters, dim) is not None:
+            invoices = invoices.filter(**{name: getattr(filters, dim)})
+    if by == "product" or filters.product is not None:
+        sign = Case(
+            When(invoice__kind=InvoiceKind.CREDIT_NOTE, then=Value(Decimal("-1"))),
+            default=Value(Decimal("1")),
+            output_field=MONEY,
+        )
+        rows_qs = InvoiceLine.objects.filter(invoice__in=invoices.values("pk")).annotate(
+            a_rate=rate_expr("invoice__currency", "invoice__issue_date")
+        )
+        if filters.product is not None:
+            rows_qs = rows_qs.filter(product_id=filters.product)
+        key = {
+            "product": "product_id",
+            "client": "invoice__client_id",
+            "manager": "invoice__client__manager_id",
+        }[by]
+        rows_qs = rows_qs.annotate(
+            k=F(key),
+            r=Round(F("a_rate") * sign * F("amount_net"), 2, output_field=MONEY),
+            c=Round(F("a_rate") * sign * F("cost_total"), 2, output_field=MONEY),
+        )
+    else:
+        key = {"client": "client_id", "manager": "a_manager"}[by]
+        rows_qs = invoices.annotate(k=F(key), r=F("a_amount"), c=F("a_cost"))
+    grouped = (
+        rows_qs.order_by()
+        .values("k")
+        .annotate(s_r=Sum("r"), s_c=Sum("c"))
+        .annotate(gp=F("s_r") - F("s_c"))
+        .order_by("-gp")[:limit]
+    )
+    data = [(r["k"], Decimal(r["s_r"] or 0), Decimal(r["s_c"] or 0)) for r in grouped]
+    names = _top_names(by, [k for k, _, _ in data if k is not None])
+    rows = []
+    for k, revenue, cost in data:
+        row = {
+            "id": k,
+            "name": names.get(k, "—"),
+            "revenue": metrics.money(revenue),
+            "cogs": metrics.money(cost),
+        }
+        row["gross_profit"] = metrics.gross_profit(revenue, cost)
+        rows.append(_figures_row({"margin_pct": metrics.margin_pct(revenue, cost)}, cols, row))
+    return Report(cols, rows)
+
+
+def _top_names(by: str, ids: list) -> dict:
+    from django.contrib.auth import get_user_model
+
+    from hub.models import Client, Product
+
+    if by == "product":
+        return dict(Product.objects.filter(pk__in=ids).values_list("pk", "name"))
+    if by == "client":
+        return dict(Client.objects.filter(pk__in=ids).values_list("pk", "name"))
+    return {u.pk: u.get_full_name() or u.get_username() for u in get_user_model().objects.filter(pk__in=ids)}

@@ -71,6 +71,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
             else "; ".join(fields.get("non_field_errors", ["Invalid."]))
         )
         return Response(error_body("validation_error", message, fields), status=status.HTTP_400_BAD_REQUEST)
+    # Imported here: DRF's settings import this module while ``rest_framework.views`` is being built
+    # (its renderer and pagination classes live here), so a top-level import is a cycle whenever
+    # this module happens to be imported first (Celery's model check at worker start does that).
+
     response = drf_exception_handler(exc, context)
     if response is not None:
         detail = response.data.get("detail", "") if isinstance(response.data, dict) else response.data

@@ -25,8 +25,15 @@ router.register("payment-matches", MatchDecisionViewSet, basename="payment-match
 router.register("notifications", NotificationViewSet, basename="notification")
 
 urlpatterns = [
-    # Until the manager UI lands, the front door is the admin.
-    path("", RedirectView.as_view(url="/admin/", permanent=False)),
+    # The front door is the manager UI; the admin stays at /admin/.
+    path("", RedirectView.as_view(pattern_name="ui-home", permanent=False)),
+    path("accounts/", include("django.contrib.auth.urls")),
+    path("i18n/", include("django.conf.urls.i18n")),
+    path("app/", include("hub.ui_urls")),
+    path("app/", include("invoicing.ui_urls")),
+    path("app/", include("notifications.ui_urls")),
+    path("app/", include("analytics.ui_urls")),
+    path("app/", include("sync.ui_urls")),
     path("admin/", admin.site.urls),
     path("healthz", views.healthz, name="healthz"),
     path("api/v1/bank-statements/", BankStatementUpload.as_view(), name="bank-statements"),

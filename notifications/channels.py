@@ -65,6 +65,29 @@ def _post_json(url: str, body: bytes, headers: dict[str, str], *, timeout: float
         raise ChannelError(f"cannot reach {url.split('?')[0]}: {exc}") from exc
 
 
+# Where an in-app notification leads in the manager UI, by the kind of object its event is about.
+UI_PAGES = {
+    "invoicing.invoice": "ui-invoice",
+    "hub.deal": "ui-deal",
+    "hub.client": "ui-client",
+    "invoicing.payment": "ui-payments",
+}
+
+
+def ui_link(event) -> str:
+    from django.urls import NoReverseMatch, reverse
+
+    name = UI_PAGES.get(event.aggregate_type)
+    if name is None:
+        return ""
+    try:
+        if name == "ui-payments":
+            return reverse(name)
+        return reverse(name, args=[int(event.aggregate_id)])
+    except (NoReverseMatch, ValueError):
+        return ""
+
+
 @register
 class InAppTransport(Transport):
     kind = ChannelKind.INAPP
@@ -79,6 +102,7 @@ class InAppTransport(Transport):
                 "event_type": delivery.event.type,
                 "title": delivery.title,
                 "body": delivery.body,
+                "link": ui_link(delivery.event),
             },
         )
         return SendResult()

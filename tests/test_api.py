@@ -411,7 +411,7 @@ def test_ancient_updated_since_is_a_400_not_a_database_error(api):
 
 
 def test_front_door_and_offline_docs(client):
-    assert client.get("/")["Location"] == "/admin/"
+    assert client.get("/")["Location"] == "/app/"
     docs = client.get("/api/docs/").content.decode()
     assert "cdn.jsdelivr" not in docs and "swagger-ui" in docs
 
