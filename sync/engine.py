@@ -377,10 +377,20 @@ def _pages(records: Iterator[RemoteRecord], size: int) -> Iterator[list[RemoteRe
         yield page
 
 
+def history_from(connection: Connection) -> dt.datetime | None:
+    """Option `history_from` (ISO date-time): a new connection's first pull starts there instead of
+    reading the remote system's whole history."""
+    value = (connection.options or {}).get("history_from")
+    if not value:
+        return None
+    moment = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
 def pull_stream(ctx: Context, stream: str, *, started_at: dt.datetime) -> None:
     cursor, _ = SyncCursor.objects.get_or_create(connection=ctx.connection, stream=stream)
     ctx.count(stream)
-    since = cursor.position
+    since = cursor.position or history_from(ctx.connection)
     for page in _pages(iter(ctx.connector.fetch(stream, since=since)), settings.SYNC_PAGE_SIZE):
         with transaction.atomic():
             for record in page:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from decimal import Decimal
 
 import pytest
@@ -352,3 +353,16 @@ class TestRuns:
         assert services._claim(crm)
         with pytest.raises(services.RunBusy):
             services.sync_run(connection=crm)
+
+
+@pytest.mark.django_db
+def test_history_from_makes_the_first_pull_skip_older_records(crm, remote):
+    remote.put("clients", title="Old", tax_id=INN_A)
+    crm.options = {"history_from": (remote.clock + dt.timedelta(seconds=30)).isoformat()}
+    crm.save()
+    remote.put("clients", title="New", tax_id=INN_B)
+
+    result = run(crm, entity="clients")
+
+    assert counts(result, "clients")["created"] == 1
+    assert list(Client.objects.values_list("name", flat=True)) == ["New"]
