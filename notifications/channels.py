@@ -201,5 +201,36 @@ class CrmNoteTransport(Transport):
 
     kind = ChannelKind.CRM_NOTE
 
+    # What a note attaches to, by the event's object: a deal directly; an invoice or a payment through its deal.
+    def _target(self, delivery: Delivery) -> tuple[str, int] | None:
+        from invoicing.models import Invoice, Payment
+
+        event = delivery.event
+        object_id = int(event.aggregate_id)
+        if event.aggregate_type == "hub.deal":
+            return "deals", object_id
+        if event.aggregate_type == "hub.client":
+            return "clients", object_id
+        if event.aggregate_type == "invoicing.invoice":
+            deal = Invoice.objects.filter(pk=object_id).values_list("deal_id", flat=True).first()
+            return ("deals", deal) if deal else None
+        if event.aggregate_type == "invoicing.payment":
+            deal = (
+                Payment.objects.filter(pk=object_id, allocations__invoice__deal__isnull=False)
+                .values_list("allocations__invoice__deal_id", flat=True)
+                .first()
+            )
+            return ("deals", deal) if deal else None
+        return None
+
     def send(self, delivery: Delivery) -> SendResult:
-        raise ChannelError("no CRM connection configured", permanent=True)
+        from hub.integrations import crm_note
+
+        target = self._target(delivery)
+        if target is None:
+            raise ChannelError("the event is not about a deal or a client the CRM knows", permanent=True)
+        text = delivery.title + (f"\n{delivery.body}" if delivery.body else "")
+        noted = crm_note(entity=target[0], object_id=target[1], text=text)
+        if not noted:
+            raise ChannelError("no CRM connection holds this record", permanent=True)
+        return SendResult()

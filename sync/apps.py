@@ -9,4 +9,11 @@ class SyncConfig(AppConfig):
 
     def ready(self) -> None:
         # Outbound handlers register themselves with the event registry on import.
+        from hub.integrations import register_note_sender
+
         from . import event_handlers  # noqa: F401
+        from .services import note_to_crm
+
+        register_note_sender(
+            lambda entity, object_id, text: note_to_crm(entity=entity, object_id=object_id, text=text)
+        )

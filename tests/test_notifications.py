@@ -145,7 +145,7 @@ def test_failing_channels_are_retried_then_failed_without_blocking_others(
     webhook, telegram, crm = by_channel["webhook"], by_channel["telegram"], by_channel["crm_note"]
     assert (webhook.status, webhook.attempts) == ("failed", 3) and "500" in webhook.last_error
     assert (telegram.status, telegram.attempts) == ("failed", 3) and "cannot reach" in telegram.last_error
-    assert (crm.status, crm.attempts, crm.last_error) == ("failed", 1, "no CRM connection configured")
+    assert (crm.status, crm.attempts) == ("failed", 1) and "CRM" in crm.last_error  # nothing connected
     assert DeliveryAttempt.objects.filter(delivery=webhook, ok=False).count() == 3
     assert len(local_http.requests) == 3
 

@@ -366,3 +366,19 @@ def test_history_from_makes_the_first_pull_skip_older_records(crm, remote):
 
     assert counts(result, "clients")["created"] == 1
     assert list(Client.objects.values_list("name", flat=True)) == ["New"]
+
+
+@pytest.mark.django_db
+def test_the_crm_note_notification_channel_leaves_the_note_through_the_connection(crm, remote):
+    from notifications.channels import CrmNoteTransport
+    from notifications.models import Delivery
+
+    acme = remote.put("clients", title="ACME", tax_id=INN_A)
+    deal_id = remote.put("deals", company=acme, name="Pumps", stage="NEW", value="100")
+    run(crm)
+    deal = Deal.objects.get()
+    event = DomainEvent.objects.filter(aggregate_type="hub.deal", aggregate_id=str(deal.pk)).first()
+
+    CrmNoteTransport().send(Delivery(event=event, channel="crm_note", title="Paid", body="Invoice 7 is paid"))
+
+    assert remote.notes == [("deals", deal_id, "Paid\nInvoice 7 is paid")]
