@@ -177,15 +177,18 @@ def test_handlers_run_per_queue(recorder, monkeypatch):
         event = DomainEvent.objects.get(aggregate_id=str(client.pk))
         # when the first dispatch runs (on the default queue)
         tasks.dispatch_event(event.pk)
-        # then the default handlers ran here, and the notify queue got one task for its share
+        # then the default handlers ran here, and each other queue (notify; sync for the push) got one task
         assert recorder == [event.pk] and ran_notify == []
-        assert sent == [((event.pk, "notify"), "notify")]
+        assert sorted(sent) == [((event.pk, "notify"), "notify"), ((event.pk, "sync"), "sync")]
         event.refresh_from_db()
         assert event.dispatched_at is None
         # when that task runs (twice: a duplicate message), the notify handler runs once
         tasks.dispatch_event(event.pk, "notify")
         tasks.dispatch_event(event.pk, "notify")
         assert ran_notify == [event.pk] and recorder == [event.pk]
+        event.refresh_from_db()
+        assert event.dispatched_at is None, "the sync queue's share is still due"
+        tasks.dispatch_event(event.pk, "sync")
         event.refresh_from_db()
         assert event.dispatched_at is not None
     finally:
