@@ -9,4 +9,6 @@ class HubConfig(AppConfig):
 
     def ready(self) -> None:
         # Handlers register themselves with the event registry on import.
-        from . import event_handlers, schema  # noqa: F401
+        from . import event_handlers, pg_timestamps, schema  # noqa: F401
+
+        pg_timestamps.connect()
