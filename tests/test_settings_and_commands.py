@@ -86,6 +86,19 @@ def test_prepared_statements_and_health_checks_follow_the_environment(tmp_path):
     assert result.stdout.strip() == "[] True"
 
 
+def test_drf_settings_resolve_before_any_view_is_imported(tmp_path):
+    # Given a fresh process that has only set Django up (as a Celery worker running the checks does),
+    expr = (
+        "__import__('rest_framework.settings', fromlist=['x']).api_settings.DEFAULT_PAGINATION_CLASS.__name__,"
+        " [c.__name__ for c in __import__('rest_framework.settings', fromlist=['x'])"
+        ".api_settings.DEFAULT_RENDERER_CLASSES]"
+    )
+    # when DRF resolves its pagination class first, then the import does not trip over itself.
+    result = _start({"DEBUG": "false", "SECRET_KEY": "x", "ALLOWED_HOSTS": "x"}, tmp_path, expr=expr)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "HubCursorPagination ['FastJSONRenderer']"
+
+
 @pytest.mark.django_db
 def test_apikey_command_prints_the_key_once():
     out, err = StringIO(), StringIO()
