@@ -158,12 +158,16 @@ class ClientViewSet(ReadViewSet, mixins.CreateModelMixin, mixins.UpdateModelMixi
     ordering_fields = ["id", "name", "created_at", "updated_at"]
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
+    # The list's rows, resolved once: ``values()`` with its 25 columns and two joins costs more to set up
+    # than to clone, and it is the same on every request.
+    row_queryset = Client.objects.values(*CLIENT_ROW_VALUES)
+
     def list(self, request, *args, **kwargs):
         """The hot path of every sync and integration: rows straight from ``values()``, no model objects.
 
         The JSON is exactly ``ClientOutput``'s (a test holds the two together).
         """
-        rows = self.filter_queryset(self.get_queryset()).values(*CLIENT_ROW_VALUES)
+        rows = self.filter_queryset(self.row_queryset.all())
         page = self.paginate_queryset(rows)
         tz = timezone.get_current_timezone()
         return self.get_paginated_response([client_row(row, tz) for row in page])

@@ -9,7 +9,8 @@ class HubConfig(AppConfig):
 
     def ready(self) -> None:
         # Handlers register themselves with the event registry on import.
-        from . import event_handlers, schema, ui_panels  # noqa: F401
+        from . import event_handlers, pg_timestamps, schema, ui_panels  # noqa: F401
 
         # Other apps add panels to the client, deal and home pages from their ``panels.py``.
         ui_panels.autodiscover()
+        pg_timestamps.connect()

@@ -101,6 +101,8 @@ trap 'exit 130' INT TERM
 GUNICORN_ARGS=(hub.wsgi:application --bind "127.0.0.1:${PORT}" --workers "$WORKERS"
                --worker-class "$WORKER_CLASS" --backlog 256 --timeout 30 --log-level warning
                --no-control-socket)  # the default ~/.gunicorn/gunicorn.ctl would clobber another gunicorn's
+# As in production (Procfile, hub-web.service): the per-request worker heartbeat goes to memory, not disk.
+[ -d /dev/shm ] && GUNICORN_ARGS+=(--worker-tmp-dir /dev/shm)
 if [ "$WORKER_CLASS" = gthread ]; then
     GUNICORN_ARGS+=(--threads "$THREADS" --keep-alive 5)
 fi

@@ -490,7 +490,7 @@ def test_fast_renderer_writes_drf_bytes():
     from django.utils.translation import gettext_lazy
     from rest_framework.renderers import JSONRenderer
 
-    from hub.api_common import FastJSONRenderer
+    from hub.renderers import FastJSONRenderer
 
     samples = [
         {"a": 1, "b": [1.5, None, True], "c": "Счёт № 1 «Ромашка»", "d": {"n": {"m": []}}},

@@ -14,7 +14,9 @@ from hub.models import ApiKey
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _start(env_overrides: dict[str, str], tmp_path) -> subprocess.CompletedProcess:
+def _start(
+    env_overrides: dict[str, str], tmp_path, expr: str = "settings.DATABASES['default']['ENGINE']"
+) -> subprocess.CompletedProcess:
     env = {
         k: v
         for k, v in os.environ.items()
@@ -26,7 +28,7 @@ def _start(env_overrides: dict[str, str], tmp_path) -> subprocess.CompletedProce
             sys.executable,
             "-c",
             "import django, os; os.environ.setdefault('DJANGO_SETTINGS_MODULE','hub.settings');"
-            " django.setup(); from django.conf import settings; print(settings.DATABASES['default']['ENGINE'])",
+            f" django.setup(); from django.conf import settings; print({expr})",
         ],
         cwd=tmp_path,
         env={**env, "PYTHONPATH": str(ROOT)},
@@ -58,6 +60,43 @@ def test_database_url_switches_to_postgresql(tmp_path):
     result = _start({"DEBUG": "true", "DATABASE_URL": "postgres://u@db.example:5432/hub"}, tmp_path)
     assert result.returncode == 0, result.stderr
     assert "postgresql" in result.stdout
+
+
+POSTGRES_URL = "postgres://u@db.example:5432/hub"
+DB_OPTIONS = (
+    "sorted(settings.DATABASES['default'].get('OPTIONS', {}).items()),"
+    " settings.DATABASES['default']['CONN_HEALTH_CHECKS']"
+)
+
+
+def test_postgresql_prepares_statements_and_skips_health_checks_by_default(tmp_path):
+    # Given a PostgreSQL URL and nothing else, when the settings load,
+    result = _start({"DEBUG": "true", "DATABASE_URL": POSTGRES_URL}, tmp_path, expr=DB_OPTIONS)
+    # then parameters are bound on the server, repeated statements are prepared, no SELECT 1 per request.
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[('prepare_threshold', 2), ('server_side_binding', True)] False"
+
+
+def test_prepared_statements_and_health_checks_follow_the_environment(tmp_path):
+    # Given PgBouncer in transaction mode (no prepared statements) and connections that die silently,
+    env = {"DB_PREPARED_STATEMENTS": "false", "CONN_HEALTH_CHECKS": "true"}
+    result = _start({"DEBUG": "true", "DATABASE_URL": POSTGRES_URL, **env}, tmp_path, expr=DB_OPTIONS)
+    # then both are switched by the environment.
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[] True"
+
+
+def test_drf_settings_resolve_before_any_view_is_imported(tmp_path):
+    # Given a fresh process that has only set Django up (as a Celery worker running the checks does),
+    expr = (
+        "__import__('rest_framework.settings', fromlist=['x']).api_settings.DEFAULT_PAGINATION_CLASS.__name__,"
+        " [c.__name__ for c in __import__('rest_framework.settings', fromlist=['x'])"
+        ".api_settings.DEFAULT_RENDERER_CLASSES]"
+    )
+    # when DRF resolves its pagination class first, then the import does not trip over itself.
+    result = _start({"DEBUG": "false", "SECRET_KEY": "x", "ALLOWED_HOSTS": "x"}, tmp_path, expr=expr)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "HubCursorPagination ['FastJSONRenderer']"
 
 
 @pytest.mark.django_db
