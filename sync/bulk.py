@@ -33,7 +33,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import SimpleNamespace
 from typing import Any
 
@@ -229,25 +229,48 @@ class _RefRow:
     deleted_at: Any
 
 
-@dataclass(eq=False)
 class _Item:
-    record: RemoteRecord
-    source: str
-    canonical: dict[str, Any] | None = None
-    remote_hash: str = ""
-    mapped: bool = False
-    broken: bool = False  # the mapping failed: apply_record quarantines it
-    # set by each lookup
-    way: str = SLOW
-    ref: _RefRow | ExternalRef | None = None
-    obj: Client | None = None
-    row: dict[str, Any] | None = None  # a new client's row
-    client: Client | None = None  # an existing client, changed
-    changes: dict[str, Any] = field(default_factory=dict)
-    applied: dict[str, Any] = field(default_factory=dict)
-    kept_ours: bool = False
-    conflicts: list[Conflict] = field(default_factory=list)
-    keys: set[tuple[str, Any]] = field(default_factory=set)
+    """One record of the page and what the lookup decided for it."""
+
+    __slots__ = (
+        "applied",
+        "broken",
+        "canonical",
+        "changes",
+        "client",
+        "conflicts",
+        "kept_ours",
+        "keys",
+        "mapped",
+        "obj",
+        "record",
+        "ref",
+        "remote_hash",
+        "row",
+        "source",
+        "way",
+    )  # fmt: skip
+
+    def __init__(self, record: RemoteRecord, source: str):
+        self.record = record
+        self.source = source
+        self.canonical: dict[str, Any] | None = None
+        self.remote_hash = ""
+        self.mapped = False
+        self.broken = False  # the mapping failed: apply_record quarantines it
+        self.way = SLOW
+        self.ref: _RefRow | ExternalRef | None = None
+        self.obj: Client | None = None  # the hub client it updates
+        self.row: dict[str, Any] | None = None  # or the new client's row
+        self.client: Client | None = None  # the hub client as changed
+        self.changes: dict[str, Any] = {}
+        self.applied: dict[str, Any] = {}
+        self.kept_ours = False
+        self.conflicts: list[Conflict] = []
+        self.keys: set[tuple[str, Any]] = _NO_KEYS
+
+
+_NO_KEYS: set = set()
 
 
 def _text_or_blank(value: Any) -> bool:
@@ -310,14 +333,19 @@ class _Page:
         for item in items:
             record = item.record
             item.ref = ref = refs.get(record.external_id)
+            if (
+                ref is not None
+                and ref.source_hash == item.source
+                and not ref.deleted_at
+                and not record.deleted
+            ):
+                item.way = UNCHANGED
+                continue
             item.obj = item.client = item.row = None
             item.way = ""
             item.keys = {("ext", record.external_id)}
             if record.deleted:
                 item.way = SLOW
-                continue
-            if ref is not None and not ref.deleted_at and ref.source_hash == item.source:
-                item.way = UNCHANGED
                 continue
             self._map(item)
             if item.broken:
@@ -443,7 +471,9 @@ class _Page:
         while index < len(items):
             item = items[index]
             index += 1
-            if item.way in (UNCHANGED, CONTENT_UNCHANGED) and ("ext", item.record.external_id) not in claimed:
+            if item.way in (UNCHANGED, CONTENT_UNCHANGED) and (
+                not claimed or ("ext", item.record.external_id) not in claimed
+            ):
                 self.counts.unchanged += 1
                 if item.way == CONTENT_UNCHANGED and item.ref.source_hash != item.source:
                     self.refresh_source.append((item.source, item.ref.pk))
@@ -455,7 +485,7 @@ class _Page:
             # the per-record path, in its place in the order
             self.flush(segment)
             segment = []
-            claimed |= item.keys
+            claimed |= item.keys or {("ext", item.record.external_id)}
             result = apply_record(self.ctx, item.record)
             if result == "quarantined":
                 self.open_issues = True
