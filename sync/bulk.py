@@ -28,13 +28,16 @@ How a page goes:
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import gc
 import hashlib
 import json
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
-from types import SimpleNamespace
+from types import MappingProxyType, SimpleNamespace
 from typing import Any
 
 import phonenumbers
@@ -92,6 +95,20 @@ def apply_page(ctx: Context, page: list[RemoteRecord]) -> None:
         )
         for record in page:
             apply_record(ctx, record)
+
+
+@contextlib.contextmanager
+def fewer_collections(allocations: int = 100_000) -> Iterator[None]:
+    """Pulling a stream allocates a dozen objects per record (read, mapped, decided) and drops them
+    page by page, none in cycles; with the default threshold (700 allocations) the cyclic collector
+    walks the whole heap again and again meanwhile, which costs more than everything else an
+    unchanged record needs. Collect less often while a stream is pulled (restored after)."""
+    threshold = gc.get_threshold()
+    gc.set_threshold(max(threshold[0], allocations), *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
 
 
 # ---- hashing ---------------------------------------------------------------------------------------
@@ -263,14 +280,14 @@ class _Item:
         self.obj: Client | None = None  # the hub client it updates
         self.row: dict[str, Any] | None = None  # or the new client's row
         self.client: Client | None = None  # the hub client as changed
-        self.changes: dict[str, Any] = {}
-        self.applied: dict[str, Any] = {}
+        self.changes: Mapping[str, Any] = _NOTHING  # (replaced, never changed in place)
+        self.applied: Mapping[str, Any] = _NOTHING
         self.kept_ours = False
-        self.conflicts: list[Conflict] = []
-        self.keys: set[tuple[str, Any]] = _NO_KEYS
+        self.conflicts: Sequence[Conflict] = ()
+        self.keys: AbstractSet[tuple[str, Any]] = frozenset()
 
 
-_NO_KEYS: set = set()
+_NOTHING: Mapping[str, Any] = MappingProxyType({})
 
 
 def _text_or_blank(value: Any) -> bool:

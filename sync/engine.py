@@ -434,19 +434,20 @@ def pull_stream(ctx: Context, stream: str, *, started_at: dt.datetime) -> None:
     cursor, _ = SyncCursor.objects.get_or_create(connection=ctx.connection, stream=stream)
     ctx.count(stream)
     since = cursor.position
-    for page in _pages(iter(ctx.connector.fetch(stream, since=since)), settings.SYNC_PAGE_SIZE):
-        with transaction.atomic():
-            if bulk.takes(stream, page):
-                bulk.apply_page(ctx, page)
-            else:
-                for record in page:
-                    apply_record(ctx, record)
-            seen = [r.updated_at for r in page if r.updated_at is not None]
-            if seen:
-                position = min(max(seen), started_at)
-                if cursor.position is None or position > cursor.position:
-                    cursor.position = position
-                    cursor.save(update_fields=["position", "updated_at"])
+    with bulk.fewer_collections():
+        for page in _pages(iter(ctx.connector.fetch(stream, since=since)), settings.SYNC_PAGE_SIZE):
+            with transaction.atomic():
+                if bulk.takes(stream, page):
+                    bulk.apply_page(ctx, page)
+                else:
+                    for record in page:
+                        apply_record(ctx, record)
+                seen = [r.updated_at for r in page if r.updated_at is not None]
+                if seen:
+                    position = min(max(seen), started_at)
+                    if cursor.position is None or position > cursor.position:
+                        cursor.position = position
+                        cursor.save(update_fields=["position", "updated_at"])
 
 
 # ---- push ------------------------------------------------------------------------------------------
