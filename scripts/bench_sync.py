@@ -15,7 +15,7 @@ With `--memory-check` the same passes run first in a child process with half the
 peak RSS figures show that memory is flat in the file's size (the connector and the engine stream).
 
 Each run uses a fresh database (`--database`, default from DATABASE_URL: hub_bench_sync), migrated
-first. SYNC_PAGE_SIZE (records per page and transaction) defaults to 5,000 here.
+first. SYNC_PAGE_SIZE (records per page and transaction) defaults to 10,000 here (500 in settings).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ os.environ.setdefault("SECRET_KEY", "bench-only-secret")
 os.environ.setdefault("ALLOWED_HOSTS", "localhost")
 os.environ.setdefault("STATIC_MANIFEST", "false")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
-os.environ.setdefault("SYNC_PAGE_SIZE", "5000")
+os.environ.setdefault("SYNC_PAGE_SIZE", "10000")
 # Events are queued after each page's commit; a worker would dispatch them. Nothing consumes here.
 os.environ.setdefault("CELERY_BROKER_URL", "memory://")
 

@@ -164,8 +164,14 @@ class _Validator:
 
     def __init__(self, phones: dict[str, Any]):
         self.phones = phones
+        self.by_country: dict[Any, dict[str, Any]] = {}
 
     def cleaners(self, country: Any) -> dict[str, Any]:
+        if country not in self.by_country:  # text or None: the values were checked to be text
+            self.by_country[country] = self._cleaners(country)
+        return self.by_country[country]
+
+    def _cleaners(self, country: Any) -> dict[str, Any]:
         cleaners = _client_cleaners(country)
         parse_again = cleaners["phone"]
         phones = self.phones

@@ -6,6 +6,8 @@ compare with what was last synced (content hash, then field by field against the
 conflicts by field ownership and the connection's policy, write through services (each write records
 its DomainEvent, origin `sync:<connection>`), update the ExternalRefs, store the cursor (capped at the
 run's start). A record that fails is quarantined (SyncIssue) inside its own savepoint; the page goes on.
+A large page of clients takes the set-based way (`sync.bulk`): the same outcomes, a few statements per
+page and one `clients.synced` event per page instead of one event per client.
 
 Push, per stream the connector can write: hub objects changed since the push cursor whose outbound
 content differs from what this connection last saw (hash), never the change that came from it.
