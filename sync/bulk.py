@@ -29,26 +29,25 @@ How a page goes:
 from __future__ import annotations
 
 import contextlib
-import copy
 import gc
 import hashlib
 import json
 import logging
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
-from types import MappingProxyType, SimpleNamespace
+from types import MappingProxyType
 from typing import Any
 
-import phonenumbers
 from django.conf import settings
-from django.db import DataError, IntegrityError, connection, models, transaction
+from django.db import DataError, IntegrityError, connection, transaction
 from django.db.models.functions import Upper
 from django.utils import timezone
 
 from hub.events import event_record
-from hub.models import Client, ClientKind, VatMode
-from hub.services import CLIENT_FIELDS, _apply, _clean, _client_cleaners, _client_rules, _require
+from hub.models import Client
+from sync.bulk_checks import ClientChecks
+from sync.bulk_sql import in_clause, insert_rows, select, update_rows
 from sync.connectors.base import RemoteRecord
 from sync.engine import (
     Context,
@@ -124,115 +123,6 @@ def fast_content_hash(values: Mapping[str, Any]) -> str:
     flat = fast_normal(values)
     blob = json.dumps(flat, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.blake2b(blob.encode(), digest_size=16).hexdigest()
-
-
-# ---- validation: the hub's client_create / client_update, without writing ----------------------------
-
-_CHAR_LIMITS = [
-    (f.attname, f.max_length)
-    for f in Client._meta.concrete_fields
-    if isinstance(f, models.CharField) and f.max_length and f.attname in CLIENT_FIELDS
-]
-_KINDS = set(ClientKind.values)
-_VAT_MODES = set(VatMode.values) | {""}
-_CLIENT_ROW = {f.attname: f.get_default() for f in Client._meta.concrete_fields}
-_INVALID_PHONE = "Not a valid phone number for its country."
-
-
-def _fits(values: Mapping[str, Any]) -> bool:
-    """What `full_clean` checks on a client the cleaners accepted: lengths, choices, required text."""
-    for attname, limit in _CHAR_LIMITS:
-        value = values[attname]
-        if not isinstance(value, str) or len(value) > limit:
-            return False
-    return (
-        values["kind"] in _KINDS
-        and values["vat_mode"] in _VAT_MODES
-        and bool(values["name"].strip())
-        and bool(values["country"])
-    )
-
-
-def _all_text(data: dict[str, Any]) -> bool:
-    return all(type(v) is str for v in data.values())
-
-
-class _Validator:
-    """The hub's client cleaners and rules (`client_create` / `client_update`), without writing. A
-    phone the mapping has just parsed (`phone_parse`) is checked on its parsed number: what
-    `normalize_phone` would find parsing its E.164 text again, at half the cost."""
-
-    def __init__(self, phones: dict[str, Any]):
-        self.phones = phones
-        self.by_country: dict[Any, dict[str, Any]] = {}
-
-    def cleaners(self, country: Any) -> dict[str, Any]:
-        if country not in self.by_country:  # text or None: the values were checked to be text
-            self.by_country[country] = self._cleaners(country)
-        return self.by_country[country]
-
-    def _cleaners(self, country: Any) -> dict[str, Any]:
-        cleaners = _client_cleaners(country)
-        parse_again = cleaners["phone"]
-        phones = self.phones
-
-        def phone(value: Any) -> Any:
-            number = phones.get(value) if type(value) is str else None
-            if number is None:
-                return parse_again(value)
-            if not phonenumbers.is_valid_number(number):
-                raise ValueError(_INVALID_PHONE)
-            return value
-
-        cleaners["phone"] = phone
-        return cleaners
-
-    def new_row(self, canonical: dict[str, Any]) -> dict[str, Any] | None:
-        """The row `Clients.create` ► `client_create` would insert, or None when it might refuse it
-        (then `apply_record` runs and quarantines with the hub's own reason)."""
-        data = ENTITIES[ENTITY]._data(canonical)
-        if not _all_text(data):
-            return None
-        data.setdefault("kind", "person" if len(data.get("inn") or "") == 12 else "company")
-        cleaned, errors = _clean(data, self.cleaners(data.get("country")))
-        _require(cleaned, ["name"], errors)
-        if errors:
-            return None
-        row = dict(_CLIENT_ROW)
-        for key, value in cleaned.items():
-            if key not in CLIENT_FIELDS or key not in row:
-                return None
-            row[key] = value
-        _client_rules(SimpleNamespace(**row), errors)
-        if errors or not _fits(row):
-            return None
-        if row["inn"] and row["inn"] != data.get("inn"):
-            return None  # matching saw another INN than the one saved: let the duplicate check speak
-        return row
-
-    def changed(self, obj: Client, changes: dict[str, Any]) -> tuple[Client, dict[str, Any]] | None:
-        """The client `Clients.update` ► `client_update` would save, with its change list; None when
-        it might refuse it or needs its duplicate check."""
-        if changes.get("archived"):
-            return None
-        data = ENTITIES[ENTITY]._data(changes)
-        if not data:
-            return obj, {}
-        if not _all_text(data):
-            return None
-        cleaned, errors = _clean(data, self.cleaners(data.get("country", obj.country)))
-        if "name" in cleaned:
-            _require(cleaned, ["name"], errors)
-        if errors:
-            return None
-        client = copy.copy(obj)
-        applied = _apply(client, cleaned, CLIENT_FIELDS)
-        _client_rules(client, errors)
-        if errors:
-            return None
-        if applied and ("inn" in applied or "kpp" in applied or not _fits(vars(client))):
-            return None
-        return client, applied
 
 
 # ---- one page ----------------------------------------------------------------------------------------
@@ -312,7 +202,7 @@ class _Page:
         self.fingerprint = ctx.rules_fingerprint(ENTITY)
         self.mapper, self.phones = _mapper(ctx)
         self.phones.clear()
-        self.validator = _Validator(self.phones)
+        self.validator = ClientChecks(self.phones)
         self.counts = ctx.count(ENTITY)
         self.fields_all = mapped_fields(self.rules, direction="in") | mapped_fields(
             self.rules, direction="out"
@@ -341,8 +231,8 @@ class _Page:
         item.remote_hash = fast_content_hash(item.canonical)
 
     def _refs(self, items: list[_Item]) -> dict[str, _RefRow]:
-        in_sql, params = _in("external_id", [i.record.external_id for i in items])
-        rows = _select(
+        in_sql, params = in_clause("external_id", [i.record.external_id for i in items])
+        rows = select(
             "SELECT id, external_id, object_id, content_hash, source_hash, deleted_at "
             f"FROM {ExternalRef._meta.db_table} WHERE connection_id = %s AND entity = %s AND {in_sql}",
             [self.ctx.connection.pk, ENTITY, *params],
@@ -446,10 +336,10 @@ class _Page:
             ("phone", {i.canonical["phone"] for i in matching if i.canonical.get("phone")}),
         ):
             if values:
-                in_sql, params = _in(column, list(values))
+                in_sql, params = in_clause(column, list(values))
                 ids.update(
                     row[0]
-                    for row in _select(
+                    for row in select(
                         f"SELECT id FROM {table} WHERE merged_into_id IS NULL AND {in_sql}", params
                     )
                 )
@@ -663,71 +553,3 @@ def _mapper(ctx: Context) -> tuple[Any, dict[str, Any]]:
 
         ctx.mappers[ENTITY] = (compile_canonical(ctx.rules_for(ENTITY), inbound={"phone": phone_in}), phones)
     return ctx.mappers[ENTITY]
-
-
-# ---- SQL for many rows -------------------------------------------------------------------------------
-
-
-def _in(column: str, values: list[Any]) -> tuple[str, list[Any]]:
-    """`column IN values`: one array parameter on PostgreSQL, a parameter each elsewhere."""
-    if connection.vendor == "postgresql":
-        return f"{column} = ANY(%s)", [values]
-    return f"{column} IN ({', '.join(['%s'] * len(values))})", list(values)
-
-
-def _select(sql: str, params: list[Any]) -> list[tuple]:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
-
-
-def insert_rows(model: type[models.Model], rows: list[dict[str, Any]], *, now) -> None:
-    """Insert rows (dicts by attname; missing columns take the field default) and set each row's "id":
-    COPY on PostgreSQL with ids drawn from the table's sequence first, `bulk_create` elsewhere."""
-    fields = list(model._meta.concrete_fields)
-    defaults = {f.attname: f.get_default() for f in fields if f.attname != "id"}
-    stamps = [f.attname for f in fields if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)]
-    for row in rows:
-        for name, value in defaults.items():
-            row.setdefault(name, value)
-        for name in stamps:
-            row[name] = now
-    if connection.vendor != "postgresql":
-        objs = [model(**row) for row in rows]
-        model.objects.bulk_create(objs, batch_size=500)
-        for row, obj in zip(rows, objs, strict=True):
-            row["id"] = obj.pk
-        return
-    table = model._meta.db_table
-    quote = connection.ops.quote_name
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
-            [table, model._meta.pk.column, len(rows)],
-        )
-        for row, (pk,) in zip(rows, cursor.fetchall(), strict=True):
-            row["id"] = pk
-        columns = ", ".join(quote(f.column) for f in fields)
-        jsons = {f.attname for f in fields if isinstance(f, models.JSONField)}
-        names = [f.attname for f in fields]
-        with cursor.cursor.copy(f"COPY {quote(table)} ({columns}) FROM STDIN") as copy_in:
-            write = copy_in.write_row
-            if not jsons:
-                for row in rows:
-                    write([row[name] for name in names])
-                return
-            for row in rows:
-                write([json.dumps(row[n]) if n in jsons and row[n] is not None else row[n] for n in names])
-
-
-def update_rows(model: type[models.Model], objs: list[models.Model], names: Iterable[str]) -> None:
-    """`UPDATE ... SET <names> WHERE id` for each object, as one batch (`executemany`: pipelined on
-    PostgreSQL); cheaper than `bulk_update`'s CASE per field and row."""
-    fields = [model._meta.get_field(name) for name in names]
-    quote = connection.ops.quote_name
-    sets = ", ".join(f"{quote(f.column)} = %s" for f in fields)
-    params = [
-        [*(f.get_db_prep_save(getattr(obj, f.attname), connection) for f in fields), obj.pk] for obj in objs
-    ]
-    with connection.cursor() as cursor:
-        cursor.executemany(f"UPDATE {quote(model._meta.db_table)} SET {sets} WHERE id = %s", params)
