@@ -373,3 +373,35 @@ def test_bulk_takes_only_large_pages_of_clients(settings):
     assert bulk.takes("clients", page)
     assert not bulk.takes("clients", page[:2])
     assert not bulk.takes("contacts", page)
+
+
+@pytest.mark.django_db
+def test_a_csv_file_with_duplicates_and_bad_rows_gives_the_same_results(tmp_path, settings, company):
+    # given a file where one id repeats, two rows share an e-mail, one INN is wrong, one row changes later
+    path = tmp_path / "clients.csv"
+    rows = [
+        "id;name;inn;kpp;email;phone",
+        f"1;Alpha;{INN_X};770101001;alpha@x.test;+7 916 100-00-01",
+        f"2;Beta;{inn_with_checksum('111222333')};;beta@x.test;8 916 100-00-02",
+        "3;Gamma;7707083890;;gamma@x.test;",
+        "4;Delta;;;alpha@x.test;",
+        f"1;Alpha again;{INN_X};770101001;alpha@x.test;+7 916 100-00-01",
+        ";No id;;;noid@x.test;",
+        f"5;Epsilon;{INN_Y};;eps@x.test;+7 916 100-00-05",
+    ]
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    csv_connection, _ = services.connection_save(system="csv", name="file", url=str(path))
+
+    def scenario():
+        path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+        first = run(csv_connection).lines()
+        path.write_text("\n".join([*rows, "5;Epsilon renamed;;;eps@x.test;"]) + "\n", encoding="utf-8")
+        return [first, run(csv_connection).lines()]
+
+    per_record, in_bulk = both_ways(settings, scenario)
+
+    assert in_bulk == per_record
+    assert per_record["counts"] == [
+        ["clients created=4 updated=1 unchanged=0 conflicts=0 quarantined=2"],
+        ["clients created=0 updated=3 unchanged=3 conflicts=0 quarantined=2"],  # id 1 flips twice, 5 once
+    ]
