@@ -20,12 +20,18 @@ ENTITY_OF = {
 PUSH_EVENTS = (
     "client.created", "client.updated", "contact.created", "contact.updated", "deal.created", "deal.updated",
     "deal.stage_changed", "product.created", "product.updated", "invoice.issued", "invoice.voided",
+    "clients.synced",
 )  # fmt: skip
 
 
 @event_handler("sync.push", events=PUSH_EVENTS, queue="sync")
 def push(event: DomainEvent) -> None:
-    """Never back to the change's origin; unchanged content (by hash) is not sent again."""
+    """Never back to the change's origin; unchanged content (by hash) is not sent again. A bulk pull's
+    `clients.synced` (one event per page) pushes each client it created or updated."""
+    if event.type == "clients.synced":
+        ids = [*event.payload.get("created", []), *event.payload.get("updated", [])]
+        services.push_changes_many(entity="clients", object_ids=ids, origin=event.origin)
+        return
     entity = ENTITY_OF.get(event.aggregate_type)
     if entity:
         services.push_changes(entity=entity, object_id=int(event.aggregate_id), origin=event.origin)

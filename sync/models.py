@@ -119,6 +119,9 @@ class ExternalRef(models.Model):
         max_length=32, blank=True, help_text="hash of the last remote content seen"
     )
     pushed_hash = models.CharField(max_length=32, blank=True, help_text="hash of the last content we pushed")
+    source_hash = models.CharField(
+        max_length=32, blank=True, help_text="hash of the last remote record as received, under its mapping"
+    )
     snapshot = models.JSONField(default=dict, blank=True, help_text="canonical values at the last sync")
     remote_version = models.CharField(max_length=64, blank=True)
     remote_updated_at = models.DateTimeField(null=True, blank=True)

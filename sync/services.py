@@ -372,14 +372,9 @@ def _finish(run: SyncRun, ctx: Context | None, started: float, connection: Conne
 # ---- outbound, from domain events ------------------------------------------------------------------
 
 
-def push_changes(*, entity: str, object_id: int, origin: str = "") -> dict[str, str]:
-    """Push one changed hub object to every enabled connection that writes its entity, except the
-    connection the change came from. Retryable remote errors propagate (the outbox retries)."""
-    handler = ENTITIES[entity]
-    obj = handler.queryset().filter(pk=object_id).first()
-    if obj is None:
-        return {}
-    results: dict[str, str] = {}
+def _push_targets(entity: str, origin: str) -> list[tuple[Connection, Connector]]:
+    """Enabled connections that write `entity`, except the one the change came from."""
+    targets = []
     for connection in Connection.objects.filter(enabled=True).order_by("pk"):
         if origin == connection.origin:
             continue  # never back to the change's origin
@@ -387,15 +382,51 @@ def push_changes(*, entity: str, object_id: int, origin: str = "") -> dict[str, 
             connector = connector_for(connection)
         except KeyError:
             continue
-        if entity not in connector.push_streams:
-            continue
-        ctx = Context(connection=connection, connector=connector)
-        try:
-            with transaction.atomic():
-                results[connection.name] = push_object(ctx, entity, obj)
-        except AuthError as exc:
-            connection_pause(connection=connection, reason=str(exc))
-            results[connection.name] = "paused"
+        if entity in connector.push_streams:
+            targets.append((connection, connector))
+    return targets
+
+
+def push_changes(*, entity: str, object_id: int, origin: str = "") -> dict[str, str]:
+    """Push one changed hub object to every enabled connection that writes its entity, except the
+    connection the change came from. Retryable remote errors propagate (the outbox retries)."""
+    return push_changes_many(entity=entity, object_ids=[object_id], origin=origin).get(object_id, {})
+
+
+def push_changes_many(
+    *, entity: str, object_ids: Iterable[int], origin: str = ""
+) -> dict[int, dict[str, str]]:
+    """`push_changes` for many objects (a bulk pull's `clients.synced` event): the target connections
+    are found once; nothing is read when no other connection writes the entity."""
+    object_ids = list(object_ids)
+    if not object_ids:
+        return {}
+    targets = _push_targets(entity, origin)
+    if not targets:
+        return {}
+    handler = ENTITIES[entity]
+    results: dict[int, dict[str, str]] = {}
+    paused: set[int] = set()
+    for start in range(0, len(object_ids), 500):
+        chunk = object_ids[start : start + 500]
+        objects = {obj.pk: obj for obj in handler.queryset().filter(pk__in=chunk)}
+        for object_id in chunk:
+            obj = objects.get(object_id)
+            if obj is None:
+                continue
+            mine = results.setdefault(object_id, {})
+            for connection, connector in targets:
+                if connection.pk in paused:
+                    mine[connection.name] = "paused"
+                    continue
+                ctx = Context(connection=connection, connector=connector)
+                try:
+                    with transaction.atomic():
+                        mine[connection.name] = push_object(ctx, entity, obj)
+                except AuthError as exc:
+                    connection_pause(connection=connection, reason=str(exc))
+                    paused.add(connection.pk)
+                    mine[connection.name] = "paused"
     return results
 
 

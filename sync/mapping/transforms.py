@@ -78,15 +78,21 @@ def full_name_out(value: Any, params: Mapping[str, Any], *, canonical: Mapping[s
 
 def phone_in(value: Any, params: Mapping[str, Any], **_: Any) -> Any:
     """A phone number in E.164, parsed with `region` (default RU) when it has no country code."""
+    return phone_parse(value, params)[0]
+
+
+def phone_parse(value: Any, params: Mapping[str, Any]) -> tuple[str, Any]:
+    """`phone_in` and the parsed number it formatted (None for a blank value): a bulk pull checks the
+    number's validity without parsing the E.164 text again."""
     if _empty(value):
-        return ""
+        return "", None
     try:
         number = phonenumbers.parse(str(value), params.get("region", "RU"))
     except phonenumbers.NumberParseException as exc:
         raise TransformError(f"not a phone number: {value!r} ({exc})") from None
     if not phonenumbers.is_possible_number(number):
         raise TransformError(f"not a phone number: {value!r}")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), number
 
 
 def phone_out(value: Any, params: Mapping[str, Any], **_: Any) -> Any:

@@ -1,0 +1,192 @@
+"""make bench-sync: clients from a CSV file through the sync engine into PostgreSQL.
+
+The real path end to end: the `csv` connector streams the file, the engine maps ► validates ►
+matches ► upserts (for pages of clients: `sync.bulk`), one `sync_run` per pass, as
+`manage.py sync bench --entity clients` would run it. Three passes over one file of `--rows` clients
+(valid INN with KPP, e-mail, phone, address): the first load into an empty hub, the same file again
+unchanged, then the file with 1 % of the rows changed. Prints
+
+    BENCH sync_first_load <n> records/s
+    BENCH sync_unchanged <n> records/s
+    BENCH sync_one_percent <n> records/s
+    BENCH sync_peak_rss <n> MB
+
+With `--memory-check` the same passes run first in a child process with half the rows, so the two
+peak RSS figures show that memory is flat in the file's size (the connector and the engine stream).
+
+Each run uses a fresh database (`--database`, default from DATABASE_URL: hub_bench_sync), migrated
+first. SYNC_PAGE_SIZE (records per page and transaction) defaults to 10,000 here (500 in settings).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/hub_bench_sync"
+
+
+def _args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=int(os.environ.get("BENCH_ROWS", "100000")))
+    parser.add_argument("--database", default=None, help="database name (default: from DATABASE_URL)")
+    parser.add_argument("--memory-check", action="store_true", help="first run half the rows in a child")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    return parser.parse_args()
+
+
+ARGS = _args()
+URL = os.environ.get("DATABASE_URL", DEFAULT_URL)
+if ARGS.database:
+    URL = URL.rsplit("/", 1)[0] + "/" + ARGS.database
+DB_NAME = URL.rsplit("/", 1)[1]
+os.environ["DATABASE_URL"] = URL
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hub.settings")
+os.environ.setdefault("SECRET_KEY", "bench-only-secret")
+os.environ.setdefault("ALLOWED_HOSTS", "localhost")
+os.environ.setdefault("STATIC_MANIFEST", "false")
+os.environ.setdefault("LOG_LEVEL", "WARNING")
+os.environ.setdefault("SYNC_PAGE_SIZE", "10000")
+# Events are queued after each page's commit; a worker would dispatch them. Nothing consumes here.
+os.environ.setdefault("CELERY_BROKER_URL", "memory://")
+
+
+def fresh_database() -> None:
+    import psycopg
+
+    admin = URL.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
+
+
+def inn_with_checksum(base: str) -> str:
+    """Complete a 9-digit base into a valid 10-digit company INN (as tests/factories.py does)."""
+    weights = (2, 4, 10, 3, 5, 9, 4, 6, 8)
+    return base + str(sum(int(d) * w for d, w in zip(base, weights, strict=True)) % 11 % 10)
+
+
+def write_csv(path: Path, rows: int, *, changed_every: int | None = None) -> int:
+    """Stream `rows` clients to `path`; every `changed_every`-th row renamed. Returns rows changed."""
+    import csv
+
+    changed = 0
+    with path.open("w", newline="", encoding="utf-8") as handle:
+        out = csv.writer(handle)
+        out.writerow(["id", "name", "legal_name", "kind", "inn", "kpp", "email", "phone", "address"])
+        for i in range(rows):
+            name = f"Client {i:06d}"
+            address = f"Moscow, Tverskaya st. {i % 200 + 1}, office {i % 97 + 1}"
+            if changed_every and i % changed_every == 0:
+                name += " (renamed)"
+                address = address.replace("Moscow", "St Petersburg")
+                changed += 1
+            out.writerow(
+                [
+                    f"C{i:07d}",
+                    name,
+                    f'LLC "{name}"',
+                    "company",
+                    inn_with_checksum(f"77{i:07d}"),
+                    "770101001",
+                    f"client{i}@example.com",
+                    f"+7 916 {i // 10000:03d}-{i // 100 % 100:02d}-{i % 100:02d}",
+                    address,
+                ]
+            )
+    return changed
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main() -> None:
+    if ARGS.memory_check and not ARGS.child:
+        half = ARGS.rows // 2
+        child = subprocess.run(
+            [sys.executable, __file__, "--rows", str(half), "--database", f"{DB_NAME}_half", "--child"],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        half_rss = next(line for line in child.stdout.splitlines() if line.startswith("BENCH sync_peak_rss"))
+        print(f"memory check: {half:,} rows, peak RSS {half_rss.split()[2]} MB", flush=True)
+
+    fresh_database()
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+    from django.conf import settings
+
+    from hub.models import Client
+    from sync import services
+
+    folder = Path(settings.VAR_DIR) / "bench_sync"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"clients-{ARGS.rows}.csv"
+    write_csv(path, ARGS.rows)
+    connection, _ = services.connection_save(system="csv", name="bench", url=str(path))
+    quiet = ARGS.child
+
+    def sync(label: str, expect: dict[str, int]) -> float:
+        connection.refresh_from_db()
+        profile = os.environ.get("BENCH_PROFILE")  # a path prefix: one cProfile dump per pass
+        if profile:
+            import cProfile
+
+            profiler = cProfile.Profile()
+            profiler.enable()
+        started = time.perf_counter()
+        result = services.sync_run(connection=connection, entity="clients")
+        seconds = time.perf_counter() - started
+        if profile:
+            profiler.disable()
+            profiler.dump_stats(f"{profile}.{label.split()[0]}")
+        counts = vars(result.counts["clients"])
+        wrong = {k: (counts[k], v) for k, v in expect.items() if counts[k] != v}
+        if wrong or not result.ok:
+            sys.exit(f"{label}: unexpected result {result.run.status} {result.run.error} {counts}")
+        if not quiet:
+            print(f"  {label}: {ARGS.rows:,} records in {seconds:.2f} s  ({result.lines()[0]})", flush=True)
+        return ARGS.rows / seconds
+
+    print(
+        f"bench-sync: {ARGS.rows:,} clients, page size {settings.SYNC_PAGE_SIZE}, database {DB_NAME}",
+        flush=True,
+    )
+    first = sync("first load", {"created": ARGS.rows, "quarantined": 0})
+    assert Client.objects.count() == ARGS.rows
+    unchanged = sync("unchanged", {"unchanged": ARGS.rows, "created": 0, "updated": 0})
+    changed = write_csv(path, ARGS.rows, changed_every=100)
+    one_percent = sync("1 % changed", {"updated": changed, "unchanged": ARGS.rows - changed, "created": 0})
+    rss = peak_rss_mb()
+    print(f"BENCH sync_first_load {first:.0f} records/s")
+    print(f"BENCH sync_unchanged {unchanged:.0f} records/s")
+    print(f"BENCH sync_one_percent {one_percent:.0f} records/s")
+    print(f"BENCH sync_peak_rss {rss:.0f} MB", flush=True)
+    path.unlink(missing_ok=True)
+    from django.db import connections
+
+    connections.close_all()
+    if ARGS.child:
+        return
+    if ARGS.memory_check:
+        import psycopg
+
+        with psycopg.connect(URL.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}_half" WITH (FORCE)')
+
+
+if __name__ == "__main__":
+    main()

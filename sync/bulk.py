@@ -1,0 +1,555 @@
+"""The set-based pull of a page of clients: what `engine.apply_record` does record by record, for a
+whole page in a few statements, with the same results (counts, clients, ExternalRefs, conflicts,
+quarantine, matching order).
+
+How a page goes:
+
+1. One query reads the page's ExternalRefs. A record whose source hash (the raw record under the
+   mapping, `engine.source_hash`) or, once mapped, content hash equals its ref's is unchanged and
+   touches nothing (at most its ref's source hash is refreshed).
+2. The others are mapped with precompiled rules, validated with the hub's own cleaners and rules
+   (`hub.services` / `hub.requisites`), and matched for the whole page at once: the ref's client,
+   else INN(+KPP) ► e-mail ► phone, exactly as `Clients.match` orders them.
+3. The page is walked in order. A record takes the bulk way only when it is on the happy path and
+   no earlier record of the page shares its external id, INN, e-mail, phone or hub client. Anything
+   else (invalid, ambiguous, archived, a tombstone, a reference to resolve, a clash inside the page,
+   a duplicate INN to report) goes through `apply_record` at its place in the order, after the bulk
+   records before it are written, so reasons and outcomes are the per-record path's own; when such
+   a record wrote something, the rest of the page is looked up again.
+4. Writes: new clients and refs by COPY on PostgreSQL (ids drawn from the sequence first; Django
+   `bulk_create` elsewhere), changed clients and refs by `bulk_update`, conflicts by `bulk_create`,
+   open issues of applied records resolved in one statement, and **one `clients.synced` DomainEvent
+   per page** (origin `sync:<connection>`, payload `{"created": [ids], "updated": [ids]}`) instead of
+   one `client.created` / `client.updated` per record. Records that went through `apply_record`
+   keep their per-record events.
+5. Database constraints stay the last guard: an IntegrityError (or DataError) rolls the page's
+   savepoint back and the page is applied record by record.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import hashlib
+import json
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any
+
+from django.conf import settings
+from django.db import DataError, IntegrityError, connection, transaction
+from django.db.models.functions import Upper
+from django.utils import timezone
+
+from hub.events import event_record
+from hub.models import Client
+from sync.bulk_checks import ClientChecks
+from sync.bulk_sql import in_clause, insert_rows, select, update_rows
+from sync.connectors.base import RemoteRecord
+from sync.engine import (
+    Context,
+    _plan,
+    apply_record,
+    content_hash,
+    mapped_fields,
+    normal,
+    source_hash,
+)
+from sync.entities import ENTITIES
+from sync.mapping.mapper import compile_canonical
+from sync.mapping.transforms import Ref, phone_parse
+from sync.models import Conflict, ExternalRef, IssueStatus, SyncIssue
+
+logger = logging.getLogger("sync.bulk")
+
+ENTITY = "clients"
+BATCH_EVENT = "clients.synced"
+DEFAULT_MIN_RECORDS = 100
+
+
+def takes(stream: str, page: list[RemoteRecord]) -> bool:
+    """Whether a page goes the bulk way: clients, and enough of them to be worth it (small pages,
+    e.g. webhook-driven runs, keep one event per client)."""
+    minimum = getattr(settings, "SYNC_BULK_MIN_RECORDS", DEFAULT_MIN_RECORDS)
+    return stream == ENTITY and len(page) >= minimum
+
+
+def apply_page(ctx: Context, page: list[RemoteRecord]) -> None:
+    """Bring one page of client records into the hub (see the module docstring)."""
+    counts = ctx.count(ENTITY)
+    before = dict(vars(counts))
+    try:
+        with transaction.atomic():
+            _Page(ctx, page).run()
+    except (IntegrityError, DataError) as exc:
+        vars(counts).update(before)
+        logger.warning(
+            "bulk page of %s refused by the database (%s); applying it record by record",
+            len(page),
+            str(exc).splitlines()[0],
+            extra={"connection": ctx.connection.name},
+        )
+        for record in page:
+            apply_record(ctx, record)
+
+
+@contextlib.contextmanager
+def fewer_collections(allocations: int = 100_000) -> Iterator[None]:
+    """Pulling a stream allocates a dozen objects per record (read, mapped, decided) and drops them
+    page by page, none in cycles; with the default threshold (700 allocations) the cyclic collector
+    walks the whole heap again and again meanwhile, which costs more than everything else an
+    unchanged record needs. Collect less often while a stream is pulled (restored after)."""
+    threshold = gc.get_threshold()
+    gc.set_threshold(max(threshold[0], allocations), *threshold[1:])
+    try:
+        yield
+    finally:
+        gc.set_threshold(*threshold)
+
+
+# ---- hashing ---------------------------------------------------------------------------------------
+
+
+def fast_normal(values: Mapping[str, Any]) -> dict[str, Any]:
+    """`engine.normal` of a flat mapping, with the common case (text values) inlined."""
+    return {str(k): (v.strip() if type(v) is str else normal(v)) for k, v in values.items()}
+
+
+def fast_content_hash(values: Mapping[str, Any]) -> str:
+    """`engine.content_hash` with the common case (text values) inlined; the same digest."""
+    flat = fast_normal(values)
+    blob = json.dumps(flat, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.blake2b(blob.encode(), digest_size=16).hexdigest()
+
+
+# ---- one page ----------------------------------------------------------------------------------------
+
+UNCHANGED, CONTENT_UNCHANGED, SLOW, CREATE, UPDATE = "unchanged", "content", "slow", "create", "update"
+
+
+@dataclass(eq=False, slots=True)
+class _RefRow:
+    """The columns of an ExternalRef the unchanged test needs (the full row is read only to update)."""
+
+    pk: int
+    external_id: str
+    object_id: int
+    content_hash: str
+    source_hash: str
+    deleted_at: Any
+
+
+class _Item:
+    """One record of the page and what the lookup decided for it."""
+
+    __slots__ = (
+        "applied",
+        "broken",
+        "canonical",
+        "changes",
+        "client",
+        "conflicts",
+        "kept_ours",
+        "keys",
+        "mapped",
+        "obj",
+        "record",
+        "ref",
+        "remote_hash",
+        "row",
+        "source",
+        "way",
+    )  # fmt: skip
+
+    def __init__(self, record: RemoteRecord, source: str):
+        self.record = record
+        self.source = source
+        self.canonical: dict[str, Any] | None = None
+        self.remote_hash = ""
+        self.mapped = False
+        self.broken = False  # the mapping failed: apply_record quarantines it
+        self.way = SLOW
+        self.ref: _RefRow | ExternalRef | None = None
+        self.obj: Client | None = None  # the hub client it updates
+        self.row: dict[str, Any] | None = None  # or the new client's row
+        self.client: Client | None = None  # the hub client as changed
+        self.changes: Mapping[str, Any] = _NOTHING  # (replaced, never changed in place)
+        self.applied: Mapping[str, Any] = _NOTHING
+        self.kept_ours = False
+        self.conflicts: Sequence[Conflict] = ()
+        self.keys: AbstractSet[tuple[str, Any]] = frozenset()
+
+
+_NOTHING: Mapping[str, Any] = MappingProxyType({})
+
+
+def _text_or_blank(value: Any) -> bool:
+    return value is None or type(value) is str
+
+
+def _key(name: str, value: str) -> tuple[str, str]:
+    return (name, value.upper() if name == "email" else value)
+
+
+class _Page:
+    def __init__(self, ctx: Context, records: list[RemoteRecord]):
+        self.ctx = ctx
+        self.handler = ENTITIES[ENTITY]
+        self.rules = ctx.rules_for(ENTITY)
+        self.fingerprint = ctx.rules_fingerprint(ENTITY)
+        self.mapper, self.phones = _mapper(ctx)
+        self.phones.clear()
+        self.validator = ClientChecks(self.phones)
+        self.counts = ctx.count(ENTITY)
+        self.fields_all = mapped_fields(self.rules, direction="in") | mapped_fields(
+            self.rules, direction="out"
+        )
+        self.fields_out = mapped_fields(self.rules, direction="out")
+        self.empty_out_hash = content_hash({})
+        self.items = [_Item(r, "" if r.deleted else source_hash(r.data, self.fingerprint)) for r in records]
+        self.created_ids: list[int] = []
+        self.updated_ids: list[int] = []
+        self.refresh_source: list[tuple[str, int]] = []
+        self.open_issues = SyncIssue.objects.filter(
+            connection=ctx.connection, entity=ENTITY, status=IssueStatus.OPEN
+        ).exists()
+
+    # -- lookups (no writes) --------------------------------------------------------------------------
+
+    def _map(self, item: _Item) -> None:
+        if item.mapped:
+            return
+        item.mapped = True
+        try:
+            item.canonical = self.mapper(item.record.data)
+        except Exception:  # apply_record reports (or raises) it for this record
+            item.broken = True
+            return
+        item.remote_hash = fast_content_hash(item.canonical)
+
+    def _refs(self, items: list[_Item]) -> dict[str, _RefRow]:
+        in_sql, params = in_clause("external_id", [i.record.external_id for i in items])
+        rows = select(
+            "SELECT id, external_id, object_id, content_hash, source_hash, deleted_at "
+            f"FROM {ExternalRef._meta.db_table} WHERE connection_id = %s AND entity = %s AND {in_sql}",
+            [self.ctx.connection.pk, ENTITY, *params],
+        )
+        return {row[1]: _RefRow(*row) for row in rows}
+
+    def lookup(self, items: list[_Item]) -> None:
+        """Decide each item's way against the database as it is now."""
+        refs = self._refs(items)
+        work: list[_Item] = []
+        for item in items:
+            record = item.record
+            item.ref = ref = refs.get(record.external_id)
+            if (
+                ref is not None
+                and ref.source_hash == item.source
+                and not ref.deleted_at
+                and not record.deleted
+            ):
+                item.way = UNCHANGED
+                continue
+            item.obj = item.client = item.row = None
+            item.way = ""
+            item.keys = {("ext", record.external_id)}
+            if record.deleted:
+                item.way = SLOW
+                continue
+            self._map(item)
+            if item.broken:
+                item.way = SLOW
+                continue
+            if ref is not None and not ref.deleted_at and ref.content_hash == item.remote_hash:
+                item.way = CONTENT_UNCHANGED
+                continue
+            canonical = item.canonical
+            if (
+                (ref is not None and ref.deleted_at)
+                or canonical.get("archived")
+                or any(isinstance(v, Ref) for v in canonical.values())
+                or not all(_text_or_blank(canonical.get(k)) for k in ("inn", "kpp", "email", "phone"))
+                or not (canonical.get("email") or "").isascii()
+            ):
+                item.way = SLOW
+                continue
+            for name in ("inn", "email", "phone"):
+                if canonical.get(name):
+                    item.keys.add(_key(name, canonical[name]))
+            work.append(item)
+        if not work:
+            return
+        self._find_objects(work)
+        for item in work:
+            if item.way == SLOW:
+                continue
+            if item.obj is None:
+                item.row = self.validator.new_row(item.canonical)
+                if item.row is None:
+                    item.way = SLOW
+                    continue
+                item.way = CREATE
+                for name in ("email", "phone"):
+                    if item.row[name]:
+                        item.keys.add(_key(name, item.row[name]))
+                continue
+            local = self.handler.read(item.obj)
+            item.changes, item.kept_ours, item.conflicts = _plan(
+                self.ctx, ENTITY, self.rules, item.record, item.obj, item.ref, item.canonical, local
+            )
+            planned = self.validator.changed(item.obj, item.changes)
+            if planned is None:
+                item.way = SLOW
+                continue
+            item.client, item.applied = planned
+            item.way = UPDATE
+            item.keys.add(("obj", item.obj.pk))
+            for name in ("inn", "email", "phone"):
+                for value in (getattr(item.obj, name), getattr(item.client, name)):
+                    if value:
+                        item.keys.add(_key(name, value))
+
+    def _find_objects(self, work: list[_Item]) -> None:
+        """The hub client of each item: through its ref, else matched as `Clients.match` does."""
+        live = self.handler.queryset()
+        linked = [i for i in work if i.ref is not None]
+        if linked:
+            full = ExternalRef.objects.in_bulk([i.ref.pk for i in linked])
+            by_pk = {c.pk: c for c in live.filter(pk__in=[i.ref.object_id for i in linked])}
+            for item in linked:
+                item.ref = full[item.ref.pk]
+                item.obj = by_pk.get(item.ref.object_id)
+                # no client behind the ref (merged away): apply_record matches it again
+                item.way = UPDATE if item.obj is not None else SLOW
+        matching = [i for i in work if i.ref is None]
+        if not matching:
+            return
+        table = Client._meta.db_table
+        ids: set[int] = set()
+        for column, values in (
+            ("inn", {i.canonical["inn"] for i in matching if i.canonical.get("inn")}),
+            ("UPPER(email)", {i.canonical["email"].upper() for i in matching if i.canonical.get("email")}),
+            ("phone", {i.canonical["phone"] for i in matching if i.canonical.get("phone")}),
+        ):
+            if values:
+                in_sql, params = in_clause(column, list(values))
+                ids.update(
+                    row[0]
+                    for row in select(
+                        f"SELECT id FROM {table} WHERE merged_into_id IS NULL AND {in_sql}", params
+                    )
+                )
+        by_inn: dict[str, list[Client]] = {}
+        by_email: dict[str, list[Client]] = {}
+        by_phone: dict[str, list[Client]] = {}
+        if ids:
+            candidates = live.filter(pk__in=ids).annotate(email_upper=Upper("email")).order_by("pk")
+            for c in candidates:
+                if c.inn:
+                    by_inn.setdefault(c.inn, []).append(c)
+                if c.email:
+                    by_email.setdefault(c.email_upper, []).append(c)
+                if c.phone:
+                    by_phone.setdefault(c.phone, []).append(c)
+        matched: dict[int, _Item] = {}
+        for item in matching:
+            item.obj, ambiguous = _match(item.canonical, by_inn, by_email, by_phone)
+            if ambiguous:
+                item.way, item.obj = SLOW, None
+            elif item.obj is not None:
+                item.way = UPDATE
+                matched[item.obj.pk] = item
+            else:
+                item.way = CREATE
+        if matched:
+            refs = ExternalRef.objects.filter(
+                connection=self.ctx.connection, entity=ENTITY, object_id__in=list(matched)
+            ).values_list("object_id", "external_id")
+            for object_id, external_id in refs:
+                if external_id != matched[object_id].record.external_id:
+                    matched[object_id].way = SLOW  # already linked to another record: needs review
+
+    # -- the walk -------------------------------------------------------------------------------------
+
+    def run(self) -> None:
+        items = self.items
+        self.lookup(items)
+        claimed: set[tuple[str, Any]] = set()
+        segment: list[_Item] = []
+        index = 0
+        while index < len(items):
+            item = items[index]
+            index += 1
+            if item.way in (UNCHANGED, CONTENT_UNCHANGED) and (
+                not claimed or ("ext", item.record.external_id) not in claimed
+            ):
+                self.counts.unchanged += 1
+                if item.way == CONTENT_UNCHANGED and item.ref.source_hash != item.source:
+                    self.refresh_source.append((item.source, item.ref.pk))
+                continue
+            if item.way in (CREATE, UPDATE) and not (item.keys & claimed):
+                segment.append(item)
+                claimed |= item.keys
+                continue
+            # the per-record path, in its place in the order
+            self.flush(segment)
+            segment = []
+            claimed |= item.keys or {("ext", item.record.external_id)}
+            result = apply_record(self.ctx, item.record)
+            if result == "quarantined":
+                self.open_issues = True
+            elif index < len(items):
+                # it may have written what the next records match against: look them up again; what
+                # came before is in the database now, so nothing is claimed any more
+                self.lookup(items[index:])
+                claimed = set()
+        self.flush(segment)
+        if self.refresh_source:
+            with connection.cursor() as cursor:
+                cursor.executemany(
+                    f"UPDATE {ExternalRef._meta.db_table} SET source_hash = %s WHERE id = %s",
+                    self.refresh_source,
+                )
+        if self.created_ids or self.updated_ids:
+            event_record(
+                type=BATCH_EVENT,
+                instance=self.ctx.connection,
+                payload={"created": self.created_ids, "updated": self.updated_ids},
+                origin=self.ctx.origin,
+            )
+
+    # -- writes ---------------------------------------------------------------------------------------
+
+    def flush(self, segment: list[_Item]) -> None:
+        if not segment:
+            return
+        now = timezone.now()
+        creates = [i for i in segment if i.way == CREATE]
+        updates = [i for i in segment if i.way == UPDATE]
+        conflicts = [c for i in updates for c in i.conflicts]
+        if conflicts:
+            self.counts.conflicts += len(conflicts)
+            Conflict.objects.bulk_create(conflicts, batch_size=1000)
+        if creates:
+            insert_rows(Client, [i.row for i in creates], now=now)
+            self.created_ids.extend(i.row["id"] for i in creates)
+        written = [i for i in updates if i.applied]
+        if written:
+            names = sorted({name for i in written for name in i.applied} | {"updated_at"})
+            for i in written:
+                i.client.updated_at = now
+            update_rows(Client, [i.client for i in written], names)
+            self.updated_ids.extend(i.client.pk for i in written)
+        new_refs, old_refs = [], []
+        for i in creates:
+            values = self._bind_values(i, i.row["id"], {f: i.row[f] for f in self.handler.fields}, False, now)
+            new_refs.append(values)
+        for i in updates:
+            values = self._bind_values(i, i.client.pk, self.handler.read(i.client), i.kept_ours, now)
+            if i.ref is None:
+                new_refs.append(values)
+            else:
+                for key, value in values.items():
+                    setattr(i.ref, key, value)
+                old_refs.append(i.ref)
+        if new_refs:
+            insert_rows(ExternalRef, new_refs, now=now)
+        if old_refs:
+            update_rows(ExternalRef, old_refs, _REF_VALUES)
+        self.counts.created += len(creates)
+        for i in updates:
+            if i.changes:
+                self.counts.updated += 1
+            else:
+                self.counts.unchanged += 1
+        if self.open_issues:
+            SyncIssue.objects.filter(
+                connection=self.ctx.connection,
+                entity=ENTITY,
+                status=IssueStatus.OPEN,
+                external_id__in=[i.record.external_id for i in segment],
+            ).exclude(kind="push").update(status=IssueStatus.RESOLVED, resolved_at=now)
+
+    def _bind_values(self, item: _Item, object_id: int, local: dict[str, Any], kept_ours: bool, now) -> dict:
+        """What `engine._bind` stores on the ref (`local`: the client as `Clients.read` gives it)."""
+        if "archived" not in local:
+            local["archived"] = False  # a new client (archived ones go record by record)
+        record = item.record
+        values = {
+            "connection_id": self.ctx.connection.pk,
+            "entity": ENTITY,
+            "external_id": record.external_id,
+            "object_id": object_id,
+            "content_hash": item.remote_hash,
+            "source_hash": item.source,
+            "snapshot": fast_normal({k: v for k, v in local.items() if k in self.fields_all}),
+            "remote_version": record.version[:64],
+            "remote_updated_at": record.updated_at,
+            "last_synced_at": now,
+            "deleted_at": None,
+        }
+        if not kept_ours:
+            out = {k: v for k, v in local.items() if k in self.fields_out}
+            values["pushed_hash"] = content_hash(out) if out else self.empty_out_hash
+        elif item.ref is None:
+            values["pushed_hash"] = ""
+        else:
+            values["pushed_hash"] = item.ref.pushed_hash
+        return values
+
+
+_REF_VALUES = (
+    "object_id", "content_hash", "source_hash", "snapshot", "remote_version", "remote_updated_at",
+    "last_synced_at", "deleted_at", "pushed_hash",
+)  # fmt: skip
+
+
+def _match(
+    canonical: dict[str, Any],
+    by_inn: dict[str, list[Client]],
+    by_email: dict[str, list[Client]],
+    by_phone: dict[str, list[Client]],
+) -> tuple[Client | None, bool]:
+    """`Clients.match` over prefetched candidates: (the client, whether the match is ambiguous)."""
+    inn = canonical.get("inn")
+    if inn:
+        candidates = by_inn.get(inn, [])
+        if canonical.get("kpp"):
+            exact = [c for c in candidates if c.kpp == canonical["kpp"]]
+            if len(exact) > 1:
+                return None, True
+            if exact:
+                return exact[0], False
+        if len(candidates) > 1:
+            return None, True
+        if candidates:
+            return candidates[0], False
+    for name, pool in (("email", by_email), ("phone", by_phone)):
+        value = canonical.get(name)
+        if value:
+            candidates = pool.get(value.upper() if name == "email" else value, [])
+            if len(candidates) > 1:
+                return None, True
+            if candidates:
+                return candidates[0], False
+    return None, False
+
+
+def _mapper(ctx: Context) -> tuple[Any, dict[str, Any]]:
+    """The connection's compiled client mapping and the side table where its phone transform leaves
+    each parsed number (keyed by the E.164 text it returned)."""
+    if ENTITY not in ctx.mappers:
+        phones: dict[str, Any] = {}
+
+        def phone_in(value: Any, params: Mapping[str, Any], **_: Any) -> Any:
+            text, number = phone_parse(value, params)
+            if number is not None:
+                phones[text] = number
+            return text
+
+        ctx.mappers[ENTITY] = (compile_canonical(ctx.rules_for(ENTITY), inbound={"phone": phone_in}), phones)
+    return ctx.mappers[ENTITY]

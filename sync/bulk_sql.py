@@ -1,0 +1,75 @@
+"""Many rows in few statements, for the bulk pull (`sync.bulk`): lookups by an array parameter, COPY
+for new rows (PostgreSQL; `bulk_create` elsewhere) and pipelined updates."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from django.db import connection, models
+
+
+def in_clause(column: str, values: list[Any]) -> tuple[str, list[Any]]:
+    """`column IN values`: one array parameter on PostgreSQL, a parameter each elsewhere."""
+    if connection.vendor == "postgresql":
+        return f"{column} = ANY(%s)", [values]
+    return f"{column} IN ({', '.join(['%s'] * len(values))})", list(values)
+
+
+def select(sql: str, params: list[Any]) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
+
+
+def insert_rows(model: type[models.Model], rows: list[dict[str, Any]], *, now) -> None:
+    """Insert rows (dicts by attname; missing columns take the field default) and set each row's "id":
+    COPY on PostgreSQL with ids drawn from the table's sequence first, `bulk_create` elsewhere."""
+    fields = list(model._meta.concrete_fields)
+    defaults = {f.attname: f.get_default() for f in fields if f.attname != "id"}
+    stamps = [f.attname for f in fields if getattr(f, "auto_now", False) or getattr(f, "auto_now_add", False)]
+    for row in rows:
+        for name, value in defaults.items():
+            row.setdefault(name, value)
+        for name in stamps:
+            row[name] = now
+    if connection.vendor != "postgresql":
+        objs = [model(**row) for row in rows]
+        model.objects.bulk_create(objs, batch_size=500)
+        for row, obj in zip(rows, objs, strict=True):
+            row["id"] = obj.pk
+        return
+    table = model._meta.db_table
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+            [table, model._meta.pk.column, len(rows)],
+        )
+        for row, (pk,) in zip(rows, cursor.fetchall(), strict=True):
+            row["id"] = pk
+        columns = ", ".join(quote(f.column) for f in fields)
+        jsons = {f.attname for f in fields if isinstance(f, models.JSONField)}
+        names = [f.attname for f in fields]
+        with cursor.cursor.copy(f"COPY {quote(table)} ({columns}) FROM STDIN") as copy_in:
+            write = copy_in.write_row
+            if not jsons:
+                for row in rows:
+                    write([row[name] for name in names])
+                return
+            for row in rows:
+                write([json.dumps(row[n]) if n in jsons and row[n] is not None else row[n] for n in names])
+
+
+def update_rows(model: type[models.Model], objs: list[models.Model], names: Iterable[str]) -> None:
+    """`UPDATE ... SET <names> WHERE id` for each object, as one batch (`executemany`: pipelined on
+    PostgreSQL); cheaper than `bulk_update`'s CASE per field and row."""
+    fields = [model._meta.get_field(name) for name in names]
+    quote = connection.ops.quote_name
+    sets = ", ".join(f"{quote(f.column)} = %s" for f in fields)
+    params = [
+        [*(f.get_db_prep_save(getattr(obj, f.attname), connection) for f in fields), obj.pk] for obj in objs
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(f"UPDATE {quote(model._meta.db_table)} SET {sets} WHERE id = %s", params)

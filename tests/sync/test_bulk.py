@@ -1,0 +1,407 @@
+"""The set-based pull of clients (sync.bulk) against the per-record path (engine.apply_record).
+
+The equivalence tests run one scenario twice in the same database, each time inside a savepoint that
+is rolled back: once record by record, once in bulk, and compare everything a user or the next run
+can see: counts, clients, ExternalRefs (hashes, snapshots), quarantine and conflicts. They run on
+whichever database the suite uses (SQLite locally, PostgreSQL with DATABASE_URL: the COPY path).
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from django.db import IntegrityError, connection, transaction
+
+from hub import services as hub_services
+from hub.models import Client, DomainEvent
+from sync import bulk, event_handlers, services
+from sync.engine import content_hash, to_canonical
+from sync.mapping.mapper import Rule, compile_canonical
+from sync.models import Conflict, ExternalRef, FieldMapping, SyncCursor, SyncIssue
+from tests.factories import ClientFactory, inn_with_checksum, person_inn
+from tests.sync import memory_connector
+
+PER_RECORD = 10**9
+INN_X = inn_with_checksum("770708389")
+INN_Y = inn_with_checksum("500100732")
+
+
+class _Rollback(Exception):
+    pass
+
+
+def run(connection_, **kwargs):
+    connection_.refresh_from_db()
+    return services.sync_run(connection=connection_, entity="clients", **kwargs)
+
+
+def outcome() -> dict:
+    """Everything observable, with hub ids replaced by the client's content (ids differ per branch)."""
+    clients = {c.pk: c for c in Client.objects.all()}
+
+    def who(pk):
+        c = clients.get(pk)
+        return None if c is None else (c.name, c.inn, c.email, c.phone)
+
+    return {
+        "clients": sorted(
+            (
+                c.kind,
+                c.name,
+                c.legal_name,
+                c.inn,
+                c.kpp,
+                c.ogrn,
+                c.country,
+                c.email,
+                c.phone,
+                c.address,
+                c.archived_at is not None,
+            )
+            for c in clients.values()
+        ),
+        "refs": sorted(
+            (
+                r.external_id,
+                who(r.object_id),
+                r.content_hash,
+                r.pushed_hash,
+                r.source_hash,
+                r.snapshot,
+                r.remote_version,
+                r.deleted_at is None,
+            )
+            for r in ExternalRef.objects.all()
+        ),
+        "issues": sorted(
+            (
+                i.external_id,
+                i.kind,
+                re.sub(r"#(\d+)", lambda m: str(who(int(m[1]))), i.reason),
+                i.status,
+                i.attempts,
+            )
+            for i in SyncIssue.objects.all()
+        ),
+        "conflicts": sorted(
+            (
+                c.external_id,
+                who(c.object_id),
+                c.field,
+                str(c.base_value),
+                str(c.hub_value),
+                str(c.remote_value),
+                c.status,
+            )
+            for c in Conflict.objects.all()
+        ),
+    }
+
+
+def both_ways(settings, scenario) -> tuple[dict, dict]:
+    """(per-record, bulk): the scenario's run counts and final outcome, each in a rolled-back savepoint."""
+    results = []
+    for minimum in (PER_RECORD, 1):
+        settings.SYNC_BULK_MIN_RECORDS = minimum
+        memory_connector.REMOTE.__init__()
+        try:
+            with transaction.atomic():
+                counts = scenario()
+                results.append({"counts": counts, **outcome()})
+                raise _Rollback
+        except _Rollback:
+            pass
+    return results[0], results[1]
+
+
+def plain(remote, n: int, **extra) -> str:
+    return remote.put(
+        "clients",
+        title=f"Client {n}",
+        tax_id=inn_with_checksum(f"6{n:08d}"),
+        mail=f"c{n}@shop.test",
+        tel=f"+7 916 555-{n // 100:02d}-{n % 100:02d}",
+        **extra,
+    )
+
+
+def lines(result) -> list[str]:
+    return result.lines()
+
+
+@pytest.mark.django_db
+class TestSameResultsAsRecordByRecord:
+    def scenario(self, crm, remote):
+        """Three runs: a first load full of edge cases, a round of changes on both sides, a quiet run."""
+        ClientFactory(name="Existing by INN", inn=INN_X, kpp="", email="", phone="")
+        ClientFactory(name="Existing by mail", inn="", email="buyer@shop.test", phone="")
+        ClientFactory(name="Dup 1", inn="", email="dup@x.test", phone="")
+        ClientFactory(name="Dup 2", inn="", email="dup@x.test", phone="")
+        ids = [plain(remote, n) for n in range(30)]
+        remote.put("clients", title="Matched by INN", tax_id=INN_X, mail="new@inn.test")
+        remote.put("clients", title="Matched by mail", mail="Buyer@Shop.test")
+        remote.put("clients", title="Ambiguous", mail="dup@x.test")
+        bad_inn = remote.put("clients", title="Bad INN", tax_id="7707083890")
+        remote.put("clients", title="Not a phone", tel="call me")
+        remote.put("clients", title="Impossible number", tel="+7 000 000-00-00")
+        remote.put("clients", title="Twin A", mail="twin@x.test")
+        remote.put("clients", title="Twin B", mail="TWIN@x.test")
+        remote.put("clients", title="Archived", tax_id=INN_Y, archived="true")
+        remote.put("clients", title="A person", tax_id=person_inn("7707083893"))
+        remote.put("clients", title="Branch", tax_id=inn_with_checksum("123456789"), kpp="123401001")
+        remote.put("clients", title="", mail="nameless@x.test")
+        remote.put("clients", title="Person with KPP", tax_id=person_inn("5001007320"), kpp="500101001")
+        counts = [lines(run(crm))]
+
+        # both sides change things
+        for n in (1, 2, 3):
+            remote.put("clients", ids[n], title=f"Client {n} renamed")
+        client = Client.objects.get(name="Client 4")
+        hub_services.client_update(client=client, name="Hub name", email="hub4@shop.test", origin="ui")
+        remote.put("clients", ids[4], title="CRM name", mail="crm4@shop.test")
+        remote.put("clients", ids[5], deleted=True)
+        remote.put("clients", bad_inn, tax_id=inn_with_checksum("222333444"))
+        remote.put("clients", title="Same INN as client 6", tax_id=inn_with_checksum("600000006"))
+        remote.put("clients", ids[7], tel="8 (916) 555-77-77")
+        remote.put("clients", ids[8], title="")  # now invalid: quarantined, the hub keeps its name
+        counts.append(lines(run(crm)))
+        counts.append(lines(run(crm)))
+        return counts
+
+    def test_a_first_load_with_edge_cases_a_round_of_changes_and_a_quiet_run(self, crm, remote, settings):
+        per_record, in_bulk = both_ways(settings, lambda: self.scenario(crm, remote))
+
+        assert in_bulk == per_record
+        first, second, third = per_record["counts"]
+        # (pushes count too: the two unlinked hub clients go to the CRM on the first run)
+        assert first == ["clients created=36 updated=2 unchanged=0 conflicts=0 quarantined=7"]
+        assert second == ["clients created=1 updated=6 unchanged=2 conflicts=2 quarantined=3"]
+        assert third == ["clients created=0 updated=1 unchanged=0 conflicts=0 quarantined=1"]
+        assert len(in_bulk["refs"]) == 39 and len(in_bulk["issues"]) == 9
+
+    def test_small_pages_give_the_same_results(self, crm, remote, settings):
+        settings.SYNC_PAGE_SIZE = 7
+
+        per_record, in_bulk = both_ways(settings, lambda: self.scenario(crm, remote))
+
+        assert in_bulk == per_record
+
+    def test_the_newest_wins_and_manual_policies_give_the_same_results(self, crm, remote, settings):
+        for policy in ("newest_wins", "manual"):
+            crm.conflict_policy = policy
+            crm.save()
+
+            per_record, in_bulk = both_ways(settings, lambda: self.scenario(crm, remote))
+
+            assert in_bulk == per_record
+
+
+@pytest.mark.django_db
+class TestBulkPath:
+    def test_a_page_emits_one_batch_event_instead_of_one_per_client(self, crm, remote, settings):
+        settings.SYNC_BULK_MIN_RECORDS = 1
+        for n in range(5):
+            plain(remote, n)
+        remote.put("clients", title="Bad INN", tax_id="7707083890")
+
+        run(crm)
+
+        created = sorted(Client.objects.values_list("pk", flat=True))
+        event = DomainEvent.objects.get(type="clients.synced")
+        assert event.origin == "sync:crm"
+        assert sorted(event.payload["created"]) == created and event.payload["updated"] == []
+        assert not DomainEvent.objects.filter(type__startswith="client.").exists()
+
+        remote.put("clients", "101", title="Renamed")
+        run(crm)
+
+        latest = DomainEvent.objects.filter(type="clients.synced").order_by("-pk").first()
+        assert latest.payload == {
+            "created": [],
+            "updated": [ExternalRef.objects.get(external_id="101").object_id],
+        }
+
+    def test_small_pages_keep_one_event_per_client(self, crm, remote, settings):
+        settings.SYNC_BULK_MIN_RECORDS = 100
+        plain(remote, 1)
+
+        run(crm)
+
+        assert DomainEvent.objects.filter(type="client.created").count() == 1
+        assert not DomainEvent.objects.filter(type="clients.synced").exists()
+
+    def test_quarantine_and_ambiguity_keep_their_readable_reasons(self, crm, remote, settings):
+        settings.SYNC_BULK_MIN_RECORDS = 1
+        ClientFactory(inn="", email="dup@x.test")
+        ClientFactory(inn="", email="dup@x.test")
+        plain(remote, 1)
+        remote.put("clients", title="Bad INN", tax_id="7707083890")
+        remote.put("clients", title="Dup", mail="dup@x.test")
+        remote.put("clients", title="Twin A", mail="twin@x.test")
+        remote.put("clients", title="Twin B", mail="twin@x.test")
+
+        result = run(crm)
+
+        # created: client 1 and Twin A pulled, the two unlinked hub clients pushed
+        assert result.lines() == ["clients created=4 updated=0 unchanged=0 conflicts=0 quarantined=3"]
+        reasons = dict(SyncIssue.objects.values_list("kind", "reason").order_by("pk")[:1])
+        assert "INN checksum does not match" in reasons["invalid"]
+        ambiguous = list(SyncIssue.objects.filter(kind="ambiguous").values_list("reason", flat=True))
+        assert any("several hub records match by e-mail" in r for r in ambiguous)
+        assert any("already linked to another record of crm" in r for r in ambiguous)
+
+    def test_the_database_refusing_a_page_falls_back_to_record_by_record(
+        self, crm, remote, settings, monkeypatch
+    ):
+        settings.SYNC_BULK_MIN_RECORDS = 1
+        for n in range(3):
+            plain(remote, n)
+
+        def refuse(*args, **kwargs):
+            raise IntegrityError("duplicate key value violates unique constraint")
+
+        monkeypatch.setattr(bulk, "insert_rows", refuse)
+        result = run(crm)
+
+        assert result.lines() == ["clients created=3 updated=0 unchanged=0 conflicts=0 quarantined=0"]
+        assert Client.objects.count() == 3 and ExternalRef.objects.count() == 3
+        assert DomainEvent.objects.filter(type="client.created").count() == 3
+
+    def test_new_clients_take_ids_the_hub_keeps_using(self, crm, remote, settings):
+        settings.SYNC_BULK_MIN_RECORDS = 1
+        for n in range(3):
+            plain(remote, n)
+        run(crm)
+
+        later = ClientFactory()
+
+        assert later.pk > max(Client.objects.exclude(pk=later.pk).values_list("pk", flat=True))
+        if connection.vendor == "postgresql":
+            assert Client.objects.count() == 4  # rows came in by COPY with ids from the sequence
+
+    def test_an_unchanged_record_under_a_changed_mapping_is_mapped_again(self, crm, remote, settings):
+        settings.SYNC_BULK_MIN_RECORDS = 1
+        for n in range(3):
+            plain(remote, n)
+        run(crm)
+        FieldMapping.objects.filter(connection=crm, entity="clients", canonical_field="name").update(
+            transform="template", params={"template": "{title} Ltd"}
+        )
+        SyncCursor.objects.filter(connection=crm).update(position=None)  # read everything again
+
+        result = run(crm)
+
+        assert result.lines()[0].startswith("clients created=0 updated=3 unchanged=0")
+        assert sorted(Client.objects.values_list("name", flat=True)) == [f"Client {n} Ltd" for n in range(3)]
+        SyncCursor.objects.filter(connection=crm).update(position=None)
+        assert run(crm).lines()[0].startswith("clients created=0 updated=0 unchanged=3")
+
+    def test_a_dry_run_writes_nothing(self, crm, remote, settings):
+        settings.SYNC_BULK_MIN_RECORDS = 1
+        for n in range(3):
+            plain(remote, n)
+
+        result = run(crm, dry_run=True)
+
+        assert result.lines() == ["clients created=3 updated=0 unchanged=0 conflicts=0 quarantined=0"]
+        assert not Client.objects.exists() and not ExternalRef.objects.exists()
+
+
+@pytest.mark.django_db
+class TestBatchEventPush:
+    def test_the_push_handler_sends_each_client_of_a_batch_to_the_other_connections(
+        self, crm, remote, settings
+    ):
+        settings.SYNC_BULK_MIN_RECORDS = 1
+        books, _ = services.connection_save(
+            system="memory", name="books", url="memory://books", credentials={"token": "good"}
+        )
+        for n in range(3):
+            plain(remote, n)
+        run(crm)
+        event = DomainEvent.objects.get(type="clients.synced")
+        pushed_before = len(remote.upserts)
+
+        event_handlers.push(event)
+
+        assert len(remote.upserts) == pushed_before + 3
+        linked = ExternalRef.objects.filter(connection=books, entity="clients")
+        assert sorted(linked.values_list("object_id", flat=True)) == sorted(event.payload["created"])
+        assert (
+            not ExternalRef.objects.filter(connection=crm)
+            .exclude(object_id__in=event.payload["created"])
+            .exists()
+        ), "nothing went back to crm, the batch's origin"
+
+
+def test_compiled_mappings_map_exactly_like_to_canonical():
+    rules = [
+        Rule("clients", "name", "name"),
+        Rule("clients", "legal.name", "legal_name"),
+        Rule("clients", "kind", "kind", "in", "enum", {"map": {"ip": "person"}, "default": "company"}),
+        Rule("clients", "phone", "phone", "in", "phone", {"region": "RU"}),
+        Rule("clients", "country", "country", "in", "default", {"value": "RU"}),
+        Rule("clients", "", "notes", "in", "template", {"template": "{name} / {legal.name}"}),
+        Rule("clients", "", "address", "in", "constant", {"value": "Moscow"}),
+        Rule("clients", "mail", "email", "out"),
+        Rule("clients", "alt_name", "name"),
+    ]
+    records = [
+        {"name": " ACME ", "legal": {"name": "LLC ACME"}, "kind": "ip", "phone": "8 916 123-45-67"},
+        {"name": "", "alt_name": "Second source", "country": ""},
+        {"phone": "call me"},
+        {},
+    ]
+    compiled = compile_canonical(rules)
+    for record in records:
+        try:
+            expected = to_canonical(record, rules)
+        except Exception as exc:  # the same error, the same message
+            with pytest.raises(type(exc)) as raised:
+                compiled(record)
+            assert str(raised.value) == str(exc)
+            continue
+        assert compiled(record) == expected
+        assert bulk.fast_content_hash(compiled(record)) == content_hash(expected)
+
+
+def test_bulk_takes_only_large_pages_of_clients(settings):
+    settings.SYNC_BULK_MIN_RECORDS = 3
+    page = [memory_connector.RemoteRecord(stream="clients", external_id=str(i), data={}) for i in range(3)]
+
+    assert bulk.takes("clients", page)
+    assert not bulk.takes("clients", page[:2])
+    assert not bulk.takes("contacts", page)
+
+
+@pytest.mark.django_db
+def test_a_csv_file_with_duplicates_and_bad_rows_gives_the_same_results(tmp_path, settings, company):
+    # given a file where one id repeats, two rows share an e-mail, one INN is wrong, one row changes later
+    path = tmp_path / "clients.csv"
+    rows = [
+        "id;name;inn;kpp;email;phone",
+        f"1;Alpha;{INN_X};770101001;alpha@x.test;+7 916 100-00-01",
+        f"2;Beta;{inn_with_checksum('111222333')};;beta@x.test;8 916 100-00-02",
+        "3;Gamma;7707083890;;gamma@x.test;",
+        "4;Delta;;;alpha@x.test;",
+        f"1;Alpha again;{INN_X};770101001;alpha@x.test;+7 916 100-00-01",
+        ";No id;;;noid@x.test;",
+        f"5;Epsilon;{INN_Y};;eps@x.test;+7 916 100-00-05",
+    ]
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    csv_connection, _ = services.connection_save(system="csv", name="file", url=str(path))
+
+    def scenario():
+        path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+        first = run(csv_connection).lines()
+        path.write_text("\n".join([*rows, "5;Epsilon renamed;;;eps@x.test;"]) + "\n", encoding="utf-8")
+        return [first, run(csv_connection).lines()]
+
+    per_record, in_bulk = both_ways(settings, scenario)
+
+    assert in_bulk == per_record
+    assert per_record["counts"] == [
+        ["clients created=4 updated=1 unchanged=0 conflicts=0 quarantined=2"],
+        ["clients created=0 updated=3 unchanged=3 conflicts=0 quarantined=2"],  # id 1 flips twice, 5 once
+    ]
