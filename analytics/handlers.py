@@ -9,7 +9,15 @@ from hub.models import DomainEvent
 
 @event_handler(
     "analytics.rollups",
-    events=("invoice.*", "payment.*", "deal.*", "client.updated", "client.merged", "currency_rate.set"),
+    events=(
+        "invoice.*",
+        "payment.*",
+        "deal.*",
+        "client.updated",
+        "client.merged",
+        "clients.synced",
+        "currency_rate.set",
+    ),
 )
 def refresh_rollups(event: DomainEvent) -> None:
     """Ask for one coalesced refresh instead of refreshing per event.
