@@ -52,7 +52,9 @@ db_ready() {
   [ "$(psql -qtAc "SELECT 1 FROM pg_database WHERE datname='$DB'" postgres)" = 1 ] || return 1
   [ "$(psql -qtAc "SELECT count(*) FROM information_schema.tables WHERE table_name='company_company'" "$DB")" = 1 ] || return 1
   [ "$(psql -qtAc "SELECT count(*) FROM company_company" "$DB")" -ge 1 ] || return 1
-  [ "$(psql -qtAc "SELECT count(*) FROM account_invoice_payment_method" "$DB" 2>/dev/null || echo 0)" -ge 1 ]
+  [ "$(psql -qtAc "SELECT count(*) FROM account_invoice_payment_method" "$DB" 2>/dev/null || echo 0)" -ge 1 ] || return 1
+  # a fiscal year covering today (invoices cannot be posted outside one): a new year rebuilds the database
+  [ "$(psql -qtAc "SELECT count(*) FROM account_fiscalyear WHERE start_date <= CURRENT_DATE AND end_date >= CURRENT_DATE" "$DB" 2>/dev/null || echo 0)" -ge 1 ]
 }
 
 if [ "${TRYTON_RESET:-0}" = 1 ] || ! db_ready; then
