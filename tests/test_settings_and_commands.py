@@ -113,3 +113,16 @@ def test_apikey_command_prints_the_key_once():
     call_command("apikey", "revoke", key.prefix, stdout=StringIO())
     key.refresh_from_db()
     assert key.revoked_at is not None
+
+
+def test_celery_workers_log_json_lines_like_the_web_process(settings):
+    import logging
+
+    from hub.celery import use_django_logging
+    from hub.observability import JsonFormatter
+
+    settings.LOGGING["handlers"]["console"]["formatter"] = "json"
+    use_django_logging()
+
+    formatters = [h.formatter for h in logging.getLogger().handlers]
+    assert any(isinstance(f, JsonFormatter) for f in formatters)
