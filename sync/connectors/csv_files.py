@@ -174,10 +174,11 @@ class CsvConnector(Connector):
             return
         id_columns = self.config.options.get("id_column") or {}
         id_column = id_columns.get(stream, "id") if isinstance(id_columns, dict) else id_columns
+        record = RemoteRecord
         for number, (header, values, source) in enumerate(self._read(path), start=2):  # 1: the header
-            row = dict(zip(header, values, strict=True))
+            row = dict(zip(header, values))  # noqa: B905 - `_read` pads or cuts each row to the header
             external_id = (row.get(id_column) or "").strip() or f"row-{number}"
-            yield RemoteRecord(stream=stream, external_id=external_id, data=row, source=source)
+            yield record(stream, external_id, row, None, "", False, source)
 
     def get(self, stream: str, external_id: str) -> RemoteRecord | None:
         for record in self.fetch(stream):
