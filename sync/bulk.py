@@ -56,7 +56,7 @@ from sync.engine import (
     content_hash,
     mapped_fields,
     normal,
-    source_hash,
+    record_source_hash,
 )
 from sync.entities import ENTITIES
 from sync.mapping.mapper import compile_canonical
@@ -209,7 +209,7 @@ class _Page:
         )
         self.fields_out = mapped_fields(self.rules, direction="out")
         self.empty_out_hash = content_hash({})
-        self.items = [_Item(r, "" if r.deleted else source_hash(r.data, self.fingerprint)) for r in records]
+        self.items = [_Item(r, "" if r.deleted else record_source_hash(r, self.fingerprint)) for r in records]
         self.created_ids: list[int] = []
         self.updated_ids: list[int] = []
         self.refresh_source: list[tuple[str, int]] = []
@@ -231,18 +231,30 @@ class _Page:
         item.remote_hash = fast_content_hash(item.canonical)
 
     def _refs(self, items: list[_Item]) -> dict[str, _RefRow]:
+        """The page's refs by external id, with only what the unchanged test needs (`object_id` and
+        `content_hash` are read by `_details` for the few that are not unchanged)."""
         in_sql, params = in_clause("external_id", [i.record.external_id for i in items])
         rows = select(
-            "SELECT id, external_id, object_id, content_hash, source_hash, deleted_at "
+            "SELECT id, external_id, 0, '', source_hash, deleted_at "
             f"FROM {ExternalRef._meta.db_table} WHERE connection_id = %s AND entity = %s AND {in_sql}",
             [self.ctx.connection.pk, ENTITY, *params],
         )
         return {row[1]: _RefRow(*row) for row in rows}
 
+    @staticmethod
+    def _details(refs: list[_RefRow]) -> None:
+        in_sql, params = in_clause("id", [r.pk for r in refs])
+        rows = select(
+            f"SELECT id, object_id, content_hash FROM {ExternalRef._meta.db_table} WHERE {in_sql}", params
+        )
+        by_pk = {pk: (object_id, content) for pk, object_id, content in rows}
+        for ref in refs:
+            ref.object_id, ref.content_hash = by_pk[ref.pk]
+
     def lookup(self, items: list[_Item]) -> None:
         """Decide each item's way against the database as it is now."""
         refs = self._refs(items)
-        work: list[_Item] = []
+        rest: list[_Item] = []
         for item in items:
             record = item.record
             item.ref = ref = refs.get(record.external_id)
@@ -253,7 +265,17 @@ class _Page:
                 and not record.deleted
             ):
                 item.way = UNCHANGED
-                continue
+            else:
+                rest.append(item)
+        if not rest:
+            return
+        linked = [i.ref for i in rest if i.ref is not None]
+        if linked:
+            self._details(linked)
+        work: list[_Item] = []
+        for item in rest:
+            record = item.record
+            ref = item.ref
             item.obj = item.client = item.row = None
             item.way = ""
             item.keys = {("ext", record.external_id)}

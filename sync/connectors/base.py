@@ -57,6 +57,10 @@ class RemoteRecord:
     `external_id` is the vendor's id as a string; `updated_at` (timezone-aware) is the change-feed
     position used for the cursor; `version` is the vendor's own revision marker (etag, SyncToken,
     write_date) when it has one; `deleted` marks a tombstone (archived/deleted remotely).
+
+    `source` (optional) is the record exactly as read when the connector has it as text cheaper than
+    `data` (the `csv` connector: its header and row); equal sources must mean equal `data`. The
+    engine then hashes it instead of `data` to tell an unchanged record (`engine.record_source_hash`).
     """
 
     stream: str
@@ -65,6 +69,7 @@ class RemoteRecord:
     updated_at: dt.datetime | None = None
     version: str = ""
     deleted: bool = False
+    source: str = field(default="", compare=False, repr=False)
 
 
 @dataclass(frozen=True)

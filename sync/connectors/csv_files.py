@@ -103,8 +103,15 @@ class CsvConnector(Connector):
             raise PermanentError(f"{root} does not exist")
 
     def _rows(self, path: Path) -> Iterator[dict[str, Any]]:
+        for header, row, _ in self._read(path):
+            yield dict(zip(header, row, strict=True))
+
+    def _read(self, path: Path) -> Iterator[tuple[list[str], list[Any], str]]:
+        """(header, row, source) per data row: the row padded or cut to the header's width, and, for
+        CSV, the exact text of header and row as `RemoteRecord.source` ("" for XLSX)."""
         if path.suffix.lower() == ".xlsx":
-            yield from self._xlsx_rows(path)
+            for row in self._xlsx_rows(path):
+                yield list(row), list(row.values()), ""
             return
         encoding = self.config.options.get("encoding", "utf-8-sig")
         try:
@@ -122,13 +129,14 @@ class CsvConnector(Connector):
                 if not header:
                     return
                 header = [h.strip() for h in header]
+                head = repr(header)  # a list's repr is exact: equal texts, equal header and row
                 width = len(header)
                 for row in reader:
                     if not row or (len(row) == 1 and not row[0].strip()):
                         continue
                     if len(row) != width:
                         row = (row + [""] * width)[:width] if len(row) < width else row[:width]
-                    yield dict(zip(header, row, strict=True))
+                    yield header, row, head + repr(row)
         except UnicodeDecodeError as exc:
             raise PermanentError(
                 f"{path.name} is not {encoding} text ({exc.reason} at byte {exc.start})"
@@ -166,9 +174,11 @@ class CsvConnector(Connector):
             return
         id_columns = self.config.options.get("id_column") or {}
         id_column = id_columns.get(stream, "id") if isinstance(id_columns, dict) else id_columns
-        for number, row in enumerate(self._rows(path), start=2):  # row 1 is the header
+        record = RemoteRecord
+        for number, (header, values, source) in enumerate(self._read(path), start=2):  # 1: the header
+            row = dict(zip(header, values))  # noqa: B905 - `_read` pads or cuts each row to the header
             external_id = (row.get(id_column) or "").strip() or f"row-{number}"
-            yield RemoteRecord(stream=stream, external_id=external_id, data=row)
+            yield record(stream, external_id, row, None, "", False, source)
 
     def get(self, stream: str, external_id: str) -> RemoteRecord | None:
         for record in self.fetch(stream):

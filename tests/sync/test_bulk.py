@@ -405,3 +405,69 @@ def test_a_csv_file_with_duplicates_and_bad_rows_gives_the_same_results(tmp_path
         ["clients created=4 updated=1 unchanged=0 conflicts=0 quarantined=2"],
         ["clients created=0 updated=3 unchanged=3 conflicts=0 quarantined=2"],  # id 1 flips twice, 5 once
     ]
+
+
+def test_csv_records_carry_their_row_text_and_equal_texts_mean_equal_data(tmp_path):
+    # given a file with a quoted comma, a short row and a row that differs from another in one cell
+    from sync.connectors.base import ConnectionConfig, MemoryCredentialStore
+    from sync.connectors.csv_files import CsvConnector
+
+    path = tmp_path / "clients.csv"
+    path.write_text(
+        'id,name,email\n1,"Alpha, LLC",a@x.test\n2,Beta\n3,"Alpha, LLC",a@x.test\n', encoding="utf-8"
+    )
+    config = ConnectionConfig(name="f", system="csv", base_url=str(path), credentials=MemoryCredentialStore())
+
+    # when the connector reads it
+    records = list(CsvConnector(config).fetch("clients"))
+
+    # then each record's source is the exact header and row, so equal sources mean equal data
+    assert [r.data for r in records] == [
+        {"id": "1", "name": "Alpha, LLC", "email": "a@x.test"},
+        {"id": "2", "name": "Beta", "email": ""},
+        {"id": "3", "name": "Alpha, LLC", "email": "a@x.test"},
+    ]
+    assert records[0].source == repr(["id", "name", "email"]) + repr(["1", "Alpha, LLC", "a@x.test"])
+    assert len({r.source for r in records}) == 3
+    assert records[0] == memory_connector.RemoteRecord(
+        stream="clients", external_id="1", data=records[0].data
+    )
+
+
+@pytest.mark.django_db
+def test_unchanged_csv_rows_are_told_by_their_row_text_and_old_data_hashes_are_refreshed(tmp_path, settings):
+    # given a csv connection whose file was pulled once, its refs then hashed the former way (the data)
+    from sync.engine import Context, record_source_hash, source_hash
+
+    path = tmp_path / "clients.csv"
+    rows = ["id;name;email"] + [f"{n};Client {n};c{n}@x.test" for n in range(1, 6)]
+    path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+    csv_connection, _ = services.connection_save(system="csv", name="file", url=str(path))
+
+    def scenario():
+        first = run(csv_connection).lines()
+        ctx = Context(connection=csv_connection, connector=services.connector_for(csv_connection))
+        fingerprint = ctx.rules_fingerprint("clients")
+        records = {r.external_id: r for r in ctx.connector.fetch("clients")}
+        raw = {k: record_source_hash(r, fingerprint) for k, r in records.items()}
+        stored = dict(ExternalRef.objects.values_list("external_id", "source_hash"))
+        for ref in ExternalRef.objects.all():
+            ref.source_hash = source_hash(records[ref.external_id].data, fingerprint)
+            ref.save(update_fields=["source_hash"])
+        # when it is pulled again, twice
+        second = run(csv_connection).lines()
+        refreshed = dict(ExternalRef.objects.values_list("external_id", "source_hash"))
+        third = run(csv_connection).lines()
+        return [first, second, third, stored == raw, refreshed == raw]
+
+    per_record, in_bulk = both_ways(settings, scenario)
+
+    # then both ways store the row's hash, find every row unchanged and refresh the former hashes
+    assert in_bulk == per_record
+    assert per_record["counts"] == [
+        ["clients created=5 updated=0 unchanged=0 conflicts=0 quarantined=0"],
+        ["clients created=0 updated=0 unchanged=5 conflicts=0 quarantined=0"],
+        ["clients created=0 updated=0 unchanged=5 conflicts=0 quarantined=0"],
+        True,
+        True,
+    ]
