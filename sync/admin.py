@@ -10,7 +10,7 @@ from django.utils.translation import gettext_lazy as _
 from hub.errors import ApplicationError
 
 from . import services
-from .connectors import systems
+from .connectors import connector_class, systems
 from .mapping.canonical import ENTITIES as CANONICAL
 from .mapping.transforms import TRANSFORM_HELP, TRANSFORMS
 from .models import (
@@ -174,7 +174,7 @@ class ConnectionAdmin(admin.ModelAdmin):
     def preview_mapping(self, request, queryset):
         for connection in queryset:
             try:
-                streams = services.connector_for(connection).streams
+                streams = connector_class(connection.system).streams
                 for entity in streams:
                     preview = services.mapping_preview(connection=connection, entity=entity, limit=3)
                     rows = "; ".join(

@@ -398,14 +398,9 @@ def apply_record(ctx: Context, record: RemoteRecord) -> str:
                         f"{ctx.connection.name}"
                     )
             if obj is None:
-                if entity == "payments":
-                    obj = handler.create(
-                        canonical,
-                        origin=ctx.origin,
-                        external_key=f"{ctx.connection.name}:{record.external_id}",
-                    )
-                else:
-                    obj = handler.create(canonical, origin=ctx.origin)
+                obj = handler.create(
+                    canonical, origin=ctx.origin, external_key=f"{ctx.connection.name}:{record.external_id}"
+                )
                 _bind(ctx, entity, record, obj, None, remote_hash=remote_hash, rules=rules, kept_ours=False)
                 counts.created += 1
                 result = "created"

@@ -47,7 +47,9 @@ class Entity:
     def match(self, canonical: Mapping[str, Any]) -> Any | None:
         return None
 
-    def create(self, canonical: Mapping[str, Any], *, origin: str) -> Any:
+    def create(self, canonical: Mapping[str, Any], *, origin: str, external_key: str = "") -> Any:
+        """A new hub object; `external_key` ("<connection>:<external id>") is the record's natural key,
+        kept where the hub has a place for it (a payment's external id)."""
         raise Unsupported(f"the hub does not create {self.name} from other systems")
 
     def update(self, obj: Any, changes: Mapping[str, Any], *, origin: str) -> Any:
@@ -110,7 +112,7 @@ class Clients(Entity):
     def _data(self, canonical: Mapping[str, Any]) -> dict[str, Any]:
         return {k: ("" if v is None else v) for k, v in canonical.items() if k in self.fields}
 
-    def create(self, canonical: Mapping[str, Any], *, origin: str) -> Client:
+    def create(self, canonical: Mapping[str, Any], *, origin: str, external_key: str = "") -> Client:
         data = self._data(canonical)
         data.setdefault("kind", "person" if len(data.get("inn") or "") == 12 else "company")
         client = hub_services.client_create(origin=origin, **data)
@@ -162,7 +164,7 @@ class Contacts(Entity):
             data["first_name"] = data.get("last_name") or "—"
         return data
 
-    def create(self, canonical: Mapping[str, Any], *, origin: str) -> Contact:
+    def create(self, canonical: Mapping[str, Any], *, origin: str, external_key: str = "") -> Contact:
         client = Client.objects.filter(pk=canonical.get("client")).first()
         if client is None:
             raise ValidationFailed("A contact needs its client.", fields={"client": ["Required."]})
@@ -231,7 +233,7 @@ class Deals(Entity):
             }
         ]
 
-    def create(self, canonical: Mapping[str, Any], *, origin: str) -> Deal:
+    def create(self, canonical: Mapping[str, Any], *, origin: str, external_key: str = "") -> Deal:
         client = Client.objects.filter(pk=canonical.get("client")).first()
         if client is None:
             raise ValidationFailed("A deal needs its client.", fields={"client": ["Required."]})
@@ -277,7 +279,7 @@ class Products(Entity):
     def match(self, canonical: Mapping[str, Any]) -> Product | None:
         return Product.objects.filter(sku=canonical["sku"]).first() if canonical.get("sku") else None
 
-    def create(self, canonical: Mapping[str, Any], *, origin: str) -> Product:
+    def create(self, canonical: Mapping[str, Any], *, origin: str, external_key: str = "") -> Product:
         data = {k: v for k, v in canonical.items() if k in self.fields and v not in (None, "")}
         return hub_services.product_create(origin=origin, **data)
 
@@ -324,7 +326,7 @@ class Invoices(Entity):
         number = canonical.get("number")
         return _unique(Invoice.objects.filter(number=number), "number") if number else None
 
-    def create(self, canonical: Mapping[str, Any], *, origin: str) -> Invoice:
+    def create(self, canonical: Mapping[str, Any], *, origin: str, external_key: str = "") -> Invoice:
         raise Unsupported(
             f"invoice {canonical.get('number') or ''} exists only in the other system; the hub issues "
             "invoices itself and does not import foreign ones"

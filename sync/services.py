@@ -13,11 +13,12 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from itertools import islice
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 
 from hub.errors import ValidationFailed
@@ -40,8 +41,10 @@ from sync.engine import (
     pull_stream,
     push_object,
     push_stream,
+    quarantine,
 )
 from sync.entities import ORDER
+from sync.mapping.mapper import MappingError, to_canonical
 from sync.models import (
     Conflict,
     ConflictStatus,
@@ -67,10 +70,17 @@ class DbCredentialStore:
 
     def __init__(self, connection_id: int):
         self.connection_id = connection_id
+        self._values: dict[str, str] | None = None
 
     def load(self) -> dict[str, str]:
-        token = Connection.objects.values_list("credentials_encrypted", flat=True).get(pk=self.connection_id)
-        return crypto.decrypt(token)
+        """Read once per connector (connectors ask on every request); `update` refreshes it. A token
+        another worker rotated meanwhile shows up as a 401, whose refresh goes through `update`."""
+        if self._values is None:
+            token = Connection.objects.values_list("credentials_encrypted", flat=True).get(
+                pk=self.connection_id
+            )
+            self._values = crypto.decrypt(token)
+        return dict(self._values)
 
     def update(self, fn: Callable[[dict[str, str]], dict[str, str] | None]) -> dict[str, str]:
         with transaction.atomic():
@@ -82,6 +92,7 @@ class DbCredentialStore:
                 Connection.objects.filter(pk=self.connection_id).update(
                     credentials_encrypted=crypto.encrypt(current), updated_at=timezone.now()
                 )
+            self._values = dict(current)
             return current
 
 
@@ -354,6 +365,8 @@ def sync_run(
         raise
     finally:
         _release(connection)
+        if ctx is not None:
+            ctx.connector.close()
     _finish(run, ctx, started, connection)
     return RunResult(run=run, counts=ctx.counts if ctx else {})
 
@@ -379,11 +392,11 @@ def _push_targets(entity: str, origin: str) -> list[tuple[Connection, Connector]
         if origin == connection.origin:
             continue  # never back to the change's origin
         try:
-            connector = connector_for(connection)
+            if entity not in connector_class(connection.system).push_streams:
+                continue
         except KeyError:
             continue
-        if entity in connector.push_streams:
-            targets.append((connection, connector))
+        targets.append((connection, connector_for(connection)))
     return targets
 
 
@@ -404,6 +417,16 @@ def push_changes_many(
     targets = _push_targets(entity, origin)
     if not targets:
         return {}
+    try:
+        return _push_to(targets, entity, object_ids)
+    finally:
+        for _connection, connector in targets:
+            connector.close()
+
+
+def _push_to(
+    targets: list[tuple[Connection, Connector]], entity: str, object_ids: list[int]
+) -> dict[int, dict[str, str]]:
     handler = ENTITIES[entity]
     results: dict[int, dict[str, str]] = {}
     paused: set[int] = set()
@@ -439,21 +462,24 @@ def tombstone_push(*, entity: str, object_id: int, origin: str = "") -> None:
         connection = ref.connection
         if not connection.enabled or origin == connection.origin:
             continue
-        connector = connector_for(connection)
-        if entity not in connector.push_streams:
+        if entity not in connector_class(connection.system).push_streams:
             continue
-        try:
-            connector.delete(entity, ref.external_id)
-        except ConnectorError as exc:
-            if exc.retryable:
-                raise
-            ctx = Context(connection=connection, connector=connector)
-            from sync.engine import quarantine
-
-            quarantine(
-                ctx, entity, str(object_id), f"archive in {connection.name} failed: {exc}", {}, kind="push"
-            )
-            continue
+        with connector_for(connection) as connector:
+            try:
+                connector.delete(entity, ref.external_id)
+            except ConnectorError as exc:
+                if exc.retryable:
+                    raise
+                ctx = Context(connection=connection, connector=connector)
+                quarantine(
+                    ctx,
+                    entity,
+                    str(object_id),
+                    f"archive in {connection.name} failed: {exc}",
+                    {},
+                    kind="push",
+                )
+                continue
         ref.deleted_at = timezone.now()
         ref.save(update_fields=["deleted_at"])
 
@@ -465,9 +491,9 @@ def note_to_crm(*, entity: str, object_id: int, text: str) -> list[str]:
         entity=entity, object_id=object_id, connection__enabled=True, connection__role="crm"
     ).select_related("connection")
     for ref in refs:
-        connector = connector_for(ref.connection)
         try:
-            connector.add_note(entity, ref.external_id, text)
+            with connector_for(ref.connection) as connector:
+                connector.add_note(entity, ref.external_id, text)
         except ConnectorError as exc:
             if exc.retryable:
                 raise
@@ -499,10 +525,16 @@ def webhook_receive(*, name: str, headers: Mapping[str, str], body: bytes) -> We
         return _reply(404, "unknown connection")
     if len(body) > settings.SYNC_WEBHOOK_MAX_BYTES:
         return _reply(413, "payload too large")
+    with connector_for(connection) as connector:
+        return _webhook_store(connection, connector, headers, body)
+
+
+def _webhook_store(
+    connection: Connection, connector: Connector, headers: Mapping[str, str], body: bytes
+) -> WebhookReply:
     kept_headers = {k: v for k, v in headers.items() if k.lower() not in ("authorization", "cookie")}
     text = body.decode("utf-8", errors="replace")
     try:
-        connector = connector_for(connection)
         challenge = connector.webhook_challenge(headers, body)
         if challenge is not None:
             return WebhookReply(200, challenge, "text/plain")
@@ -578,37 +610,37 @@ def inbound_process(*, inbound_id: int) -> str:
     """Apply one stored webhook event (re-fetching the record when the delivery carried only its id)."""
     claimed = InboundEvent.objects.filter(
         pk=inbound_id, status__in=[InboundStatus.PENDING, InboundStatus.FAILED]
-    ).update(attempts=models_F("attempts") + 1)
+    ).update(attempts=F("attempts") + 1)
     if not claimed:
         return "skipped"
     inbound = InboundEvent.objects.select_related("connection").get(pk=inbound_id)
     connection = inbound.connection
     try:
-        connector = connector_for(connection)
-        if inbound.action == "delete":
-            record = RemoteRecord(
-                stream=inbound.entity, external_id=inbound.external_id, data={}, deleted=True
-            )
-        elif inbound.record:
-            stored = inbound.record
-            updated = stored.get("updated_at")
-            record = RemoteRecord(
-                stream=inbound.entity,
-                external_id=inbound.external_id,
-                data=stored.get("data") or {},
-                updated_at=dt.datetime.fromisoformat(updated) if updated and updated != "None" else None,
-                version=stored.get("version") or "",
-                deleted=bool(stored.get("deleted")),
-            )
-        else:
-            record = connector.get(inbound.entity, inbound.external_id)
-            if record is None:
+        with connector_for(connection) as connector:
+            if inbound.action == "delete":
                 record = RemoteRecord(
                     stream=inbound.entity, external_id=inbound.external_id, data={}, deleted=True
                 )
-        ctx = Context(connection=connection, connector=connector)
-        with transaction.atomic():
-            result = apply_record(ctx, record)
+            elif inbound.record:
+                stored = inbound.record
+                updated = stored.get("updated_at")
+                record = RemoteRecord(
+                    stream=inbound.entity,
+                    external_id=inbound.external_id,
+                    data=stored.get("data") or {},
+                    updated_at=dt.datetime.fromisoformat(updated) if updated and updated != "None" else None,
+                    version=stored.get("version") or "",
+                    deleted=bool(stored.get("deleted")),
+                )
+            else:
+                record = connector.get(inbound.entity, inbound.external_id)
+                if record is None:
+                    record = RemoteRecord(
+                        stream=inbound.entity, external_id=inbound.external_id, data={}, deleted=True
+                    )
+            ctx = Context(connection=connection, connector=connector)
+            with transaction.atomic():
+                result = apply_record(ctx, record)
     except ConnectorError as exc:
         InboundEvent.objects.filter(pk=inbound_id).update(status=InboundStatus.FAILED, error=str(exc)[:5000])
         if exc.retryable:
@@ -620,12 +652,6 @@ def inbound_process(*, inbound_id: int) -> str:
         error="" if result != "quarantined" else "quarantined",
     )
     return result
-
-
-def models_F(name: str):
-    from django.db.models import F
-
-    return F(name)
 
 
 def inbound_pending(*, older_than_seconds: int = 60) -> list[int]:
@@ -682,9 +708,11 @@ def issue_retry(*, issue: SyncIssue) -> str:
     """Apply a quarantined record again (after the mapping or the hub data was fixed)."""
     if issue.status != IssueStatus.OPEN:
         return "skipped"
-    connection = issue.connection
-    connector = connector_for(connection)
-    ctx = Context(connection=connection, connector=connector)
+    with connector_for(issue.connection) as connector:
+        return _retry(issue, Context(connection=issue.connection, connector=connector))
+
+
+def _retry(issue: SyncIssue, ctx: Context) -> str:
     if issue.kind == "push":
         handler = ENTITIES[issue.entity]
         obj = handler.queryset().filter(pk=issue.external_id).first()
@@ -695,9 +723,8 @@ def issue_retry(*, issue: SyncIssue) -> str:
             return "gone"
         with transaction.atomic():
             return push_object(ctx, issue.entity, obj)
-    record = None
     try:
-        record = connector.get(issue.entity, issue.external_id)
+        record = ctx.connector.get(issue.entity, issue.external_id)
     except (ConnectorError, NotImplementedError):
         record = None
     if record is None:
@@ -712,36 +739,35 @@ def issue_retry(*, issue: SyncIssue) -> str:
 def mapping_preview(*, connection: Connection, entity: str, limit: int = 10) -> dict[str, Any]:
     """What the mappings make of the first records: columns used and unused, each record's canonical
     values and what a run would do with it (validated for real, then rolled back: nothing is written)."""
-    from itertools import islice
-
-    from sync.engine import Context, apply_record
-    from sync.mapping.mapper import MappingError, to_canonical
-
-    connector = connector_for(connection)
-    records = list(islice(iter(connector.fetch(entity, since=None)), limit))
-    columns_of = getattr(connector, "columns", None)
-    columns = columns_of(entity) if columns_of else sorted({k for r in records for k in r.data})
-    ctx = Context(connection=connection, connector=connector, dry_run=True)
-    rules = ctx.rules_for(entity)
+    with connector_for(connection) as connector:
+        records = list(islice(iter(connector.fetch(entity, since=None)), limit))
+        columns_of = getattr(connector, "columns", None)
+        columns = columns_of(entity) if columns_of else sorted({k for r in records for k in r.data})
+        ctx = Context(connection=connection, connector=connector, dry_run=True)
+        rules = ctx.rules_for(entity)
+        rows = [_preview_row(ctx, entity, rules, record) for record in records]
     used = {r.external_path.split(".")[0].split("[")[0] for r in rules if r.direction in ("in", "both")}
-    rows = []
-    for record in records:
-        row: dict[str, Any] = {"external_id": record.external_id}
-        try:
-            row["canonical"] = normal(to_canonical(record.data, rules))
-        except MappingError as exc:
-            row["canonical"], row["error"] = {}, str(exc)
-            rows.append(row)
-            continue
-        try:
-            with transaction.atomic():
-                before = SyncIssue.objects.count()
-                row["outcome"] = apply_record(ctx, record)
-                if row["outcome"] == "quarantined":
-                    issue = SyncIssue.objects.order_by("-pk").first()
-                    row["error"] = issue.reason if issue and SyncIssue.objects.count() >= before else ""
-                raise _DryRunRollback
-        except _DryRunRollback:
-            pass
-        rows.append(row)
     return {"columns": columns, "unmapped": sorted(set(columns) - used), "rows": rows}
+
+
+def _preview_row(ctx: Context, entity: str, rules: list, record: RemoteRecord) -> dict[str, Any]:
+    row: dict[str, Any] = {"external_id": record.external_id}
+    try:
+        row["canonical"] = normal(to_canonical(record.data, rules))
+    except MappingError as exc:
+        row["canonical"], row["error"] = {}, str(exc)
+        return row
+    try:
+        with transaction.atomic():
+            row["outcome"] = apply_record(ctx, record)
+            if row["outcome"] == "quarantined":
+                row["error"] = (
+                    SyncIssue.objects.filter(
+                        connection=ctx.connection, entity=entity, external_id=record.external_id,
+                        status=IssueStatus.OPEN,
+                    ).values_list("reason", flat=True).first() or ""
+                )  # fmt: skip
+            raise _DryRunRollback
+    except _DryRunRollback:
+        pass
+    return row

@@ -172,6 +172,18 @@ class Connector:
             http = HttpClient.for_connection(config)
         self.http = http
 
+    def close(self) -> None:
+        """Release the HTTP connection pool; services build a connector per run or event and close it."""
+        close = getattr(self.http, "close", None)
+        if close is not None:
+            close()
+
+    def __enter__(self) -> Connector:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
     # --- reading ---------------------------------------------------------------------------------
     def check(self) -> None:
         """Authenticate and reach the system; raise `AuthError`/`ConnectorError` with a clear message."""

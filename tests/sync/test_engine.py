@@ -382,3 +382,19 @@ def test_the_crm_note_notification_channel_leaves_the_note_through_the_connectio
     CrmNoteTransport().send(Delivery(event=event, channel="crm_note", title="Paid", body="Invoice 7 is paid"))
 
     assert remote.notes == [("deals", deal_id, "Paid\nInvoice 7 is paid")]
+
+
+@pytest.mark.django_db
+def test_stored_credentials_are_read_once_per_connector_and_kept_fresh_by_updates(
+    crm, django_assert_num_queries
+):
+    store = services.DbCredentialStore(crm.pk)
+    with django_assert_num_queries(1):
+        assert store.load()["token"] == "good"
+        assert store.load()["token"] == "good"
+
+    store.update(lambda current: {"token": "rotated"})
+
+    with django_assert_num_queries(0):
+        assert store.load()["token"] == "rotated"
+    assert services.DbCredentialStore(crm.pk).load()["token"] == "rotated"
