@@ -362,7 +362,9 @@ class _Page:
                 ids.update(
                     row[0]
                     for row in select(
-                        f"SELECT id FROM {table} WHERE merged_into_id IS NULL AND {in_sql}", params
+                        f"SELECT id FROM {table} WHERE merged_into_id IS NULL AND {in_sql}",
+                        params,
+                        probe=True,
                     )
                 )
         by_inn: dict[str, list[Client]] = {}

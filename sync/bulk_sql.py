@@ -17,17 +17,29 @@ def in_clause(column: str, values: list[Any]) -> tuple[str, list[Any]]:
     return f"{column} IN ({', '.join(['%s'] * len(values))})", list(values)
 
 
-def select(sql: str, params: list[Any]) -> list[tuple]:
+def select(sql: str, params: list[Any], *, probe: bool = False) -> list[tuple]:
     """Rows of a lookup by an array parameter. On PostgreSQL the statement is never prepared: the
     settings prepare a statement from its second run (`prepare_threshold`), and after five runs the
     server may keep a generic plan, in which `= ANY($n)` is a parameter the planner cannot hash, so
     each row is compared with the whole array (10,000 refs x 100,000 rows: ~15 s a page, seen on a
     freshly loaded table without statistics). Unprepared, the array is a constant the planner hashes
-    whatever the statistics: ~40 ms for a page of 10,000 against 100,000 rows."""
+    whatever the statistics: ~40 ms for a page of 10,000 against 100,000 rows.
+
+    `probe`: look each value up in an index rather than scan the table (`enable_seqscan` off for
+    this statement). The planner prices a scan of the whole table with the array hashed below 10,000
+    index probes, but the scan grows with the table and the probes only with the page: for clients
+    matched by INN, e-mail and phone, 15-22 ms instead of 35-70 ms a page at 100,000 clients."""
     with connection.cursor() as cursor:
         if connection.vendor == "postgresql":
-            cursor.cursor.execute(sql, params, prepare=False)
-            return cursor.cursor.fetchall()
+            raw = cursor.cursor
+            if probe:
+                raw.execute("SET LOCAL enable_seqscan = off")
+            try:
+                raw.execute(sql, params, prepare=False)
+                return raw.fetchall()
+            finally:
+                if probe:
+                    raw.execute("RESET enable_seqscan")
         cursor.execute(sql, params)
         return cursor.fetchall()
 

@@ -15,6 +15,7 @@ content differs from what this connection last saw (hash), never the change that
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import json
@@ -444,6 +445,51 @@ def _pages(records: Iterator[RemoteRecord], size: int) -> Iterator[list[RemoteRe
         yield page
 
 
+_DONE = object()
+
+
+def read_ahead(pages: Iterator[list[RemoteRecord]], *, depth: int = 1) -> Iterator[list[RemoteRecord]]:
+    """The same pages, read by a thread while the caller applies the previous one: reading (parsing
+    a file, waiting on HTTP) overlaps with the caller's database round trips. At most `depth` pages
+    wait ahead, so memory stays bounded by the page size; an error while reading is raised here, in
+    its place; a caller that stops early stops the reader. Only for connectors that declare
+    `Connector.read_ahead` (their `fetch` touches neither the database nor state the engine shares)."""
+    import queue
+    import threading
+
+    ahead: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def offer(item: Any) -> bool:
+        while not stop.is_set():
+            try:
+                ahead.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            for page in pages:
+                if not offer(page):
+                    return
+            offer(_DONE)
+        except BaseException as exc:  # handed to the caller, raised in its thread
+            offer(exc)
+
+    reader = threading.Thread(target=read, name="sync-read-ahead", daemon=True)
+    reader.start()
+    try:
+        while (item := ahead.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        reader.join(timeout=5)
+
+
 def history_from(connection: Connection) -> dt.datetime | None:
     """Option `history_from` (ISO date-time): a new connection's first pull starts there instead of
     reading the remote system's whole history."""
@@ -462,8 +508,11 @@ def pull_stream(ctx: Context, stream: str, *, started_at: dt.datetime) -> None:
     cursor, _ = SyncCursor.objects.get_or_create(connection=ctx.connection, stream=stream)
     ctx.count(stream)
     since = cursor.position or history_from(ctx.connection)
-    with bulk.fewer_collections():
-        for page in _pages(iter(ctx.connector.fetch(stream, since=since)), settings.SYNC_PAGE_SIZE):
+    pages: Any = _pages(iter(ctx.connector.fetch(stream, since=since)), settings.SYNC_PAGE_SIZE)
+    if getattr(ctx.connector, "read_ahead", False):
+        pages = read_ahead(pages)
+    with bulk.fewer_collections(), contextlib.closing(pages):
+        for page in pages:
             with transaction.atomic():
                 if bulk.takes(stream, page):
                     bulk.apply_page(ctx, page)

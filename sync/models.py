@@ -111,7 +111,8 @@ class FieldMapping(models.Model):
 class ExternalRef(models.Model):
     """The identity map: one external record ⇄ one hub object, with what was last synced."""
 
-    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="refs")
+    # (no index of its own: both unique constraints lead with it)
+    connection = models.ForeignKey(Connection, on_delete=models.CASCADE, related_name="refs", db_index=False)
     entity = models.CharField(max_length=16)
     external_id = models.CharField(max_length=255)
     object_id = models.BigIntegerField()

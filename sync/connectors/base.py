@@ -158,6 +158,9 @@ class Connector:
     role: ClassVar[str] = "crm"  # "crm" | "accounting" — the default role offered by `connect`
     streams: ClassVar[tuple[str, ...]] = ()  # streams `fetch` can read
     push_streams: ClassVar[tuple[str, ...]] = ()  # streams `upsert` can write
+    # `fetch` may run in a reader thread one page ahead of the engine (`engine.read_ahead`): only for
+    # a connector whose reading touches neither the database nor anything else the engine uses.
+    read_ahead: ClassVar[bool] = False
     credential_keys: ClassVar[tuple[str, ...]] = ()  # keys `connect --credential KEY=VALUE` accepts
     required_credentials: ClassVar[tuple[str, ...]] = ()
     default_mappings: ClassVar[tuple[MappingSpec, ...]] = ()

@@ -36,6 +36,7 @@ class CsvConnector(Connector):
     streams = ("clients", "contacts", "deals")
     push_streams = ()
     credential_keys = ()
+    read_ahead = True  # reading a file touches nothing the engine shares
     default_mappings = (
         M("clients", "name", "name", "in"),
         M("clients", "legal_name", "legal_name", "in"),
