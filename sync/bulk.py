@@ -33,7 +33,7 @@ import gc
 import hashlib
 import json
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -77,13 +77,27 @@ def takes(stream: str, page: list[RemoteRecord]) -> bool:
     return stream == ENTITY and len(page) >= minimum
 
 
-def apply_page(ctx: Context, page: list[RemoteRecord]) -> None:
-    """Bring one page of client records into the hub (see the module docstring)."""
+def preparer(ctx: Context, stream: str) -> Callable[[list[RemoteRecord]], list[Any]] | None:
+    """What a page reader may compute ahead for `apply_page`, with no database: the page's items
+    with each record's source hash (the rules are read here, in the caller's thread)."""
+    if stream != ENTITY:
+        return None
+    fingerprint = ctx.rules_fingerprint(ENTITY)
+
+    def items(page: list[RemoteRecord]) -> list[_Item]:
+        return [_Item(r, "" if r.deleted else record_source_hash(r, fingerprint)) for r in page]
+
+    return items
+
+
+def apply_page(ctx: Context, page: list[RemoteRecord], prepared: list[Any] | None = None) -> None:
+    """Bring one page of client records into the hub (see the module docstring). `prepared`: what
+    the page reader computed ahead (`preparer`), used once."""
     counts = ctx.count(ENTITY)
     before = dict(vars(counts))
     try:
         with transaction.atomic():
-            _Page(ctx, page).run()
+            _Page(ctx, page, prepared).run()
     except (IntegrityError, DataError) as exc:
         vars(counts).update(before)
         logger.warning(
@@ -120,7 +134,11 @@ def fast_normal(values: Mapping[str, Any]) -> dict[str, Any]:
 
 def fast_content_hash(values: Mapping[str, Any]) -> str:
     """`engine.content_hash` with the common case (text values) inlined; the same digest."""
-    flat = fast_normal(values)
+    return flat_hash(fast_normal(values))
+
+
+def flat_hash(flat: dict[str, Any]) -> str:
+    """`engine.content_hash` of values already in normal form (`fast_normal`)."""
     blob = json.dumps(flat, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.blake2b(blob.encode(), digest_size=16).hexdigest()
 
@@ -139,7 +157,7 @@ class _RefRow:
     object_id: int
     content_hash: str
     source_hash: str
-    deleted_at: Any
+    deleted_at: Any  # truthy when the ref is a tombstone
 
 
 class _Item:
@@ -152,6 +170,7 @@ class _Item:
         "changes",
         "client",
         "conflicts",
+        "flat",
         "kept_ours",
         "keys",
         "mapped",
@@ -169,6 +188,7 @@ class _Item:
         self.source = source
         self.canonical: dict[str, Any] | None = None
         self.remote_hash = ""
+        self.flat: dict[str, Any] | None = None  # the canonical record in normal form
         self.mapped = False
         self.broken = False  # the mapping failed: apply_record quarantines it
         self.way = SLOW
@@ -195,7 +215,7 @@ def _key(name: str, value: str) -> tuple[str, str]:
 
 
 class _Page:
-    def __init__(self, ctx: Context, records: list[RemoteRecord]):
+    def __init__(self, ctx: Context, records: list[RemoteRecord], items: list[_Item] | None = None):
         self.ctx = ctx
         self.handler = ENTITIES[ENTITY]
         self.rules = ctx.rules_for(ENTITY)
@@ -209,7 +229,9 @@ class _Page:
         )
         self.fields_out = mapped_fields(self.rules, direction="out")
         self.empty_out_hash = content_hash({})
-        self.items = [_Item(r, "" if r.deleted else record_source_hash(r, self.fingerprint)) for r in records]
+        self.items = items or [
+            _Item(r, "" if r.deleted else record_source_hash(r, self.fingerprint)) for r in records
+        ]
         self.created_ids: list[int] = []
         self.updated_ids: list[int] = []
         self.refresh_source: list[tuple[str, int]] = []
@@ -228,18 +250,19 @@ class _Page:
         except Exception:  # apply_record reports (or raises) it for this record
             item.broken = True
             return
-        item.remote_hash = fast_content_hash(item.canonical)
+        item.flat = fast_normal(item.canonical)
+        item.remote_hash = flat_hash(item.flat)
 
-    def _refs(self, items: list[_Item]) -> dict[str, _RefRow]:
-        """The page's refs by external id, with only what the unchanged test needs (`object_id` and
-        `content_hash` are read by `_details` for the few that are not unchanged)."""
+    def _refs(self, items: list[_Item]) -> dict[str, tuple[str, bool, int]]:
+        """The page's refs by external id: (source hash, tombstoned, pk), what the unchanged test
+        needs (`_details` reads `object_id` and `content_hash` for the few that are not unchanged)."""
         in_sql, params = in_clause("external_id", [i.record.external_id for i in items])
         rows = select(
-            "SELECT id, external_id, 0, '', source_hash, deleted_at "
+            "SELECT external_id, source_hash, deleted_at IS NOT NULL, id "
             f"FROM {ExternalRef._meta.db_table} WHERE connection_id = %s AND entity = %s AND {in_sql}",
             [self.ctx.connection.pk, ENTITY, *params],
         )
-        return {row[1]: _RefRow(*row) for row in rows}
+        return {row[0]: row[1:] for row in rows}
 
     @staticmethod
     def _details(refs: list[_RefRow]) -> None:
@@ -257,16 +280,16 @@ class _Page:
         rest: list[_Item] = []
         for item in items:
             record = item.record
-            item.ref = ref = refs.get(record.external_id)
-            if (
-                ref is not None
-                and ref.source_hash == item.source
-                and not ref.deleted_at
-                and not record.deleted
-            ):
-                item.way = UNCHANGED
+            found = refs.get(record.external_id)
+            if found is None:
+                item.ref = None
+            elif found[0] == item.source and not found[1] and not record.deleted:
+                item.way, item.ref = UNCHANGED, None  # (run() only counts it)
+                continue
             else:
-                rest.append(item)
+                source, deleted, pk = found
+                item.ref = _RefRow(pk, record.external_id, 0, "", source, deleted)
+            rest.append(item)
         if not rest:
             return
         linked = [i.ref for i in rest if i.ref is not None]
@@ -503,6 +526,7 @@ class _Page:
         if "archived" not in local:
             local["archived"] = False  # a new client (archived ones go record by record)
         record = item.record
+        snapshot = fast_normal({k: v for k, v in local.items() if k in self.fields_all})
         values = {
             "connection_id": self.ctx.connection.pk,
             "entity": ENTITY,
@@ -510,15 +534,20 @@ class _Page:
             "object_id": object_id,
             "content_hash": item.remote_hash,
             "source_hash": item.source,
-            "snapshot": fast_normal({k: v for k, v in local.items() if k in self.fields_all}),
+            "snapshot": snapshot,
             "remote_version": record.version[:64],
             "remote_updated_at": record.updated_at,
             "last_synced_at": now,
             "deleted_at": None,
         }
         if not kept_ours:
-            out = {k: v for k, v in local.items() if k in self.fields_out}
-            values["pushed_hash"] = content_hash(out) if out else self.empty_out_hash
+            # what `content_hash` of the outbound fields gives, hashed only when it differs from the
+            # remote record's (usually it is the record as received: its hash is known)
+            out = {k: v for k, v in snapshot.items() if k in self.fields_out}
+            if not out:
+                values["pushed_hash"] = self.empty_out_hash
+            else:
+                values["pushed_hash"] = item.remote_hash if out == item.flat else flat_hash(out)
         elif item.ref is None:
             values["pushed_hash"] = ""
         else:

@@ -20,7 +20,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from itertools import islice
@@ -448,12 +448,18 @@ def _pages(records: Iterator[RemoteRecord], size: int) -> Iterator[list[RemoteRe
 _DONE = object()
 
 
-def read_ahead(pages: Iterator[list[RemoteRecord]], *, depth: int = 1) -> Iterator[list[RemoteRecord]]:
+def read_ahead(
+    pages: Iterator[list[RemoteRecord]],
+    *,
+    prepare: Callable[[list[RemoteRecord]], Any] | None = None,
+    depth: int = 1,
+) -> Iterator[tuple[list[RemoteRecord], Any]]:
     """The same pages, read by a thread while the caller applies the previous one: reading (parsing
     a file, waiting on HTTP) overlaps with the caller's database round trips. At most `depth` pages
     wait ahead, so memory stays bounded by the page size; an error while reading is raised here, in
-    its place; a caller that stops early stops the reader. Only for connectors that declare
-    `Connector.read_ahead` (their `fetch` touches neither the database nor state the engine shares)."""
+    its place; a caller that stops early stops the reader. Yields `(page, prepare(page))`: `prepare`
+    (pure: no database) runs in the reader too. Only for connectors that declare `Connector.read_ahead`
+    (their `fetch` touches neither the database nor state the engine shares)."""
     import queue
     import threading
 
@@ -472,7 +478,7 @@ def read_ahead(pages: Iterator[list[RemoteRecord]], *, depth: int = 1) -> Iterat
     def read() -> None:
         try:
             for page in pages:
-                if not offer(page):
+                if not offer((page, prepare(page) if prepare else None)):
                     return
             offer(_DONE)
         except BaseException as exc:  # handed to the caller, raised in its thread
@@ -508,14 +514,16 @@ def pull_stream(ctx: Context, stream: str, *, started_at: dt.datetime) -> None:
     cursor, _ = SyncCursor.objects.get_or_create(connection=ctx.connection, stream=stream)
     ctx.count(stream)
     since = cursor.position or history_from(ctx.connection)
-    pages: Any = _pages(iter(ctx.connector.fetch(stream, since=since)), settings.SYNC_PAGE_SIZE)
+    fetched = _pages(iter(ctx.connector.fetch(stream, since=since)), settings.SYNC_PAGE_SIZE)
     if getattr(ctx.connector, "read_ahead", False):
-        pages = read_ahead(pages)
+        pages: Any = read_ahead(fetched, prepare=bulk.preparer(ctx, stream))
+    else:
+        pages = ((page, None) for page in fetched)
     with bulk.fewer_collections(), contextlib.closing(pages):
-        for page in pages:
+        for page, prepared in pages:
             with transaction.atomic():
                 if bulk.takes(stream, page):
-                    bulk.apply_page(ctx, page)
+                    bulk.apply_page(ctx, page, prepared)
                 else:
                     for record in page:
                         apply_record(ctx, record)

@@ -9,9 +9,10 @@ from sync.connectors import connector_class
 from sync.engine import read_ahead
 
 
-def test_same_pages_in_order():
+def test_same_pages_in_order_with_what_the_reader_prepared():
     pages = [[1, 2], [3], [4, 5, 6]]
-    assert list(read_ahead(iter(pages))) == pages
+    assert list(read_ahead(iter(pages))) == [(p, None) for p in pages]
+    assert list(read_ahead(iter(pages), prepare=sum)) == [([1, 2], 3), ([3], 3), ([4, 5, 6], 15)]
 
 
 def test_a_reading_error_is_raised_in_its_place():
@@ -22,7 +23,7 @@ def test_a_reading_error_is_raised_in_its_place():
 
     got = []
     with pytest.raises(OSError, match="disk gone"):
-        for page in read_ahead(pages()):
+        for page, _ in read_ahead(pages()):
             got.append(page)
     assert got == [["a"], ["b"]]
 
@@ -36,7 +37,7 @@ def test_reads_at_most_one_page_ahead_and_stops_with_the_caller():
             yield [n]
 
     ahead = read_ahead(pages())
-    assert next(ahead) == [0]
+    assert next(ahead) == ([0], None)
     time.sleep(0.3)
     assert len(read) <= 3  # the page handed out, one waiting, one being offered
     ahead.close()
