@@ -9,7 +9,6 @@ from typing import Any
 
 from django.db import connection, models
 
-
 _SEPARATOR = "\x1f"  # (unit separator) not in any id in practice; checked, else an array
 
 
