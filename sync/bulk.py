@@ -160,50 +160,33 @@ class _RefRow:
     deleted_at: Any  # truthy when the ref is a tombstone
 
 
-class _Item:
-    """One record of the page and what the lookup decided for it."""
+_NOTHING: Mapping[str, Any] = MappingProxyType({})
 
-    __slots__ = (
-        "applied",
-        "broken",
-        "canonical",
-        "changes",
-        "client",
-        "conflicts",
-        "flat",
-        "kept_ours",
-        "keys",
-        "mapped",
-        "obj",
-        "record",
-        "ref",
-        "remote_hash",
-        "row",
-        "source",
-        "way",
-    )  # fmt: skip
+
+class _Item:
+    """One record of the page and what the lookup decided for it. The class holds each attribute's
+    starting value (all immutable), so making an item sets two attributes, not seventeen: most items
+    of a page are unchanged and need nothing else."""
+
+    canonical: dict[str, Any] | None = None
+    remote_hash = ""
+    flat: dict[str, Any] | None = None  # the canonical record in normal form
+    mapped = False
+    broken = False  # the mapping failed: apply_record quarantines it
+    way = SLOW
+    ref: _RefRow | ExternalRef | None = None
+    obj: Client | None = None  # the hub client it updates
+    row: dict[str, Any] | None = None  # or the new client's row
+    client: Client | None = None  # the hub client as changed
+    changes: Mapping[str, Any] = _NOTHING  # (replaced, never changed in place)
+    applied: Mapping[str, Any] = _NOTHING
+    kept_ours = False
+    conflicts: Sequence[Conflict] = ()
+    keys: AbstractSet[tuple[str, Any]] = frozenset()
 
     def __init__(self, record: RemoteRecord, source: str):
         self.record = record
         self.source = source
-        self.canonical: dict[str, Any] | None = None
-        self.remote_hash = ""
-        self.flat: dict[str, Any] | None = None  # the canonical record in normal form
-        self.mapped = False
-        self.broken = False  # the mapping failed: apply_record quarantines it
-        self.way = SLOW
-        self.ref: _RefRow | ExternalRef | None = None
-        self.obj: Client | None = None  # the hub client it updates
-        self.row: dict[str, Any] | None = None  # or the new client's row
-        self.client: Client | None = None  # the hub client as changed
-        self.changes: Mapping[str, Any] = _NOTHING  # (replaced, never changed in place)
-        self.applied: Mapping[str, Any] = _NOTHING
-        self.kept_ours = False
-        self.conflicts: Sequence[Conflict] = ()
-        self.keys: AbstractSet[tuple[str, Any]] = frozenset()
-
-
-_NOTHING: Mapping[str, Any] = MappingProxyType({})
 
 
 def _text_or_blank(value: Any) -> bool:

@@ -130,14 +130,17 @@ class CsvConnector(Connector):
                 if not header:
                     return
                 header = [h.strip() for h in header]
-                head = repr(header)  # a list's repr is exact: equal texts, equal header and row
+                head = repr(header) + "\n"
                 width = len(header)
+                join, separators = "\x00".join, width - 1
                 for row in reader:
                     if not row or (len(row) == 1 and not row[0].strip()):
                         continue
                     if len(row) != width:
                         row = (row + [""] * width)[:width] if len(row) < width else row[:width]
-                    yield header, row, head + repr(row)
+                    # the row's texts joined by NUL, exact while no text holds a NUL (else its repr)
+                    text = join(row)
+                    yield header, row, head + (text if text.count("\x00") == separators else repr(row))
         except UnicodeDecodeError as exc:
             raise PermanentError(
                 f"{path.name} is not {encoding} text ({exc.reason} at byte {exc.start})"
@@ -175,11 +178,11 @@ class CsvConnector(Connector):
             return
         id_columns = self.config.options.get("id_column") or {}
         id_column = id_columns.get(stream, "id") if isinstance(id_columns, dict) else id_columns
-        record = RemoteRecord
+        record = RemoteRecord.of_row
         for number, (header, values, source) in enumerate(self._read(path), start=2):  # 1: the header
             row = dict(zip(header, values))  # noqa: B905 - `_read` pads or cuts each row to the header
             external_id = (row.get(id_column) or "").strip() or f"row-{number}"
-            yield record(stream, external_id, row, None, "", False, source)
+            yield record(stream, external_id, row, source)
 
     def get(self, stream: str, external_id: str) -> RemoteRecord | None:
         for record in self.fetch(stream):

@@ -427,11 +427,32 @@ def test_csv_records_carry_their_row_text_and_equal_texts_mean_equal_data(tmp_pa
         {"id": "2", "name": "Beta", "email": ""},
         {"id": "3", "name": "Alpha, LLC", "email": "a@x.test"},
     ]
-    assert records[0].source == repr(["id", "name", "email"]) + repr(["1", "Alpha, LLC", "a@x.test"])
+    assert records[0].source == repr(["id", "name", "email"]) + "\n" + "1\x00Alpha, LLC\x00a@x.test"
     assert len({r.source for r in records}) == 3
     assert records[0] == memory_connector.RemoteRecord(
         stream="clients", external_id="1", data=records[0].data
     )
+    assert vars(records[0]) == vars(
+        memory_connector.RemoteRecord("clients", "1", records[0].data, source=records[0].source)
+    )
+
+
+def test_a_csv_row_whose_text_holds_a_nul_keeps_an_exact_source(tmp_path):
+    # given two rows that would join to the same text if a NUL inside a value were taken as a separator
+    from sync.connectors.base import ConnectionConfig, MemoryCredentialStore
+    from sync.connectors.csv_files import CsvConnector
+
+    path = tmp_path / "clients.csv"
+    path.write_text("id,a,b\n1,x\x00,y\n1,x,\x00y\n", encoding="utf-8")
+    config = ConnectionConfig(name="f", system="csv", base_url=str(path), credentials=MemoryCredentialStore())
+
+    # when the connector reads them
+    first, second = CsvConnector(config).fetch("clients")
+
+    # then their sources differ, as their data do
+    assert first.data != second.data
+    assert first.source != second.source
+    assert first.source.endswith(repr(["1", "x\x00", "y"]))
 
 
 @pytest.mark.django_db
