@@ -95,9 +95,14 @@ def apply_page(ctx: Context, page: list[RemoteRecord], prepared: list[Any] | Non
     the page reader computed ahead (`preparer`), used once."""
     counts = ctx.count(ENTITY)
     before = dict(vars(counts))
+    work = _Page(ctx, page, prepared)
+    work.lookup(work.items)  # reads only
+    if all(i.way == UNCHANGED for i in work.items):  # nothing to write: no savepoint, no round trip
+        counts.unchanged += len(work.items)
+        return
     try:
         with transaction.atomic():
-            _Page(ctx, page, prepared).run()
+            work.run(looked_up=True)
     except (IntegrityError, DataError) as exc:
         vars(counts).update(before)
         logger.warning(
@@ -218,9 +223,19 @@ class _Page:
         self.created_ids: list[int] = []
         self.updated_ids: list[int] = []
         self.refresh_source: list[tuple[str, int]] = []
-        self.open_issues = SyncIssue.objects.filter(
-            connection=ctx.connection, entity=ENTITY, status=IssueStatus.OPEN
-        ).exists()
+        self._open_issues: bool | None = None  # read at the first write
+
+    @property
+    def open_issues(self) -> bool:
+        if self._open_issues is None:
+            self._open_issues = SyncIssue.objects.filter(
+                connection=self.ctx.connection, entity=ENTITY, status=IssueStatus.OPEN
+            ).exists()
+        return self._open_issues
+
+    @open_issues.setter
+    def open_issues(self, value: bool) -> None:
+        self._open_issues = value
 
     # -- lookups (no writes) --------------------------------------------------------------------------
 
@@ -405,9 +420,10 @@ class _Page:
 
     # -- the walk -------------------------------------------------------------------------------------
 
-    def run(self) -> None:
+    def run(self, *, looked_up: bool = False) -> None:
         items = self.items
-        self.lookup(items)
+        if not looked_up:
+            self.lookup(items)
         claimed: set[tuple[str, Any]] = set()
         segment: list[_Item] = []
         index = 0
