@@ -492,3 +492,60 @@ def test_unchanged_csv_rows_are_told_by_their_row_text_and_old_data_hashes_are_r
         True,
         True,
     ]
+
+
+@pytest.mark.django_db
+def test_an_unchanged_page_is_told_by_one_lookup_and_writes_nothing(tmp_path, settings):
+    # given a csv file pulled once in bulk
+    from django.test.utils import CaptureQueriesContext
+
+    settings.SYNC_BULK_MIN_RECORDS = 1
+    path = tmp_path / "clients.csv"
+    path.write_text("id,name,email\n" + "".join(f"{n},Client {n},c{n}@x.test\n" for n in range(1, 6)))
+    csv_connection, _ = services.connection_save(system="csv", name="file", url=str(path))
+    assert run(csv_connection).lines() == [
+        "clients created=5 updated=0 unchanged=0 conflicts=0 quarantined=0"
+    ]
+
+    # when it is pulled again unchanged
+    with CaptureQueriesContext(connection) as queries:
+        second = run(csv_connection).lines()
+
+    # then every row is unchanged, and neither the clients, the refs nor the quarantine were touched
+    assert second == ["clients created=0 updated=0 unchanged=5 conflicts=0 quarantined=0"]
+    touched = [
+        q["sql"]
+        for q in queries.captured_queries
+        if re.search(r"\b(hub_client|sync_externalref|sync_syncissue)\b", q["sql"])
+        and not q["sql"].lstrip().upper().startswith("SELECT")
+    ]
+    assert touched == []
+    assert not [q for q in queries.captured_queries if "sync_syncissue" in q["sql"]]
+
+
+@pytest.mark.django_db
+def test_lookups_by_many_ids_find_every_id_whatever_its_text(settings):
+    # given refs whose external ids are plain, hold the separator the lookup joins ids with, or are blank
+    from sync.bulk_sql import in_clause, select
+
+    conn, _ = services.connection_save(system="csv", name="ids", url="/tmp/none.csv")
+    ids = ["a", "b\x1fc", "", "d,e", "quote'd", "тест"]
+    for n, external_id in enumerate(ids, start=1):
+        ExternalRef.objects.create(connection=conn, entity="clients", external_id=external_id, object_id=n)
+
+    def found(values, **kwargs):
+        in_sql, params = in_clause("external_id", values)
+        sql = f"SELECT external_id FROM sync_externalref WHERE connection_id = %s AND {in_sql}"
+        return sorted(row[0] for row in select(sql, [conn.pk, *params], **kwargs))
+
+    # when they are looked up together, in groups, by index probes or not
+    # then each lookup finds exactly the ids asked for
+    assert found(ids) == sorted(ids)
+    assert found(["a", "d,e", "тест", "missing"]) == sorted(["a", "d,e", "тест"])
+    assert found(["b\x1fc", "a"]) == ["a", "b\x1fc"]
+    assert found([""]) == [""]
+    assert found(["quote'd"], probe=True) == ["quote'd"]
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW enable_seqscan")
+            assert cursor.fetchone()[0] == "on"  # the probe's setting ends with its statement
