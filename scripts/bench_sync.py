@@ -11,11 +11,15 @@ unchanged, then the file with 1 % of the rows changed. Prints
     BENCH sync_one_percent <n> records/s
     BENCH sync_peak_rss <n> MB
 
+The three passes run `--repeat` times (default 3), each round on a fresh copy of the migrated empty
+database, and each figure is the median of the rounds: on a shared 2-core virtual machine one run
+can be 25 % off the next. Every round's times are printed before the figures.
+
 With `--memory-check` the same passes run first in a child process with half the rows, so the two
 peak RSS figures show that memory is flat in the file's size (the connector and the engine stream).
 
-Each run uses a fresh database (`--database`, default from DATABASE_URL: hub_bench_sync), migrated
-first. SYNC_PAGE_SIZE (records per page and transaction) defaults to 10,000 here (500 in settings).
+The database is `--database` (default from DATABASE_URL: hub_bench_sync), migrated first.
+SYNC_PAGE_SIZE (records per page and transaction) defaults to 10,000 here (500 in settings).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -37,6 +42,7 @@ def _args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=int(os.environ.get("BENCH_ROWS", "100000")))
     parser.add_argument("--database", default=None, help="database name (default: from DATABASE_URL)")
+    parser.add_argument("--repeat", type=int, default=int(os.environ.get("BENCH_REPEAT", "3")))
     parser.add_argument("--memory-check", action="store_true", help="first run half the rows in a child")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     return parser.parse_args()
@@ -58,13 +64,24 @@ os.environ.setdefault("SYNC_PAGE_SIZE", "10000")
 os.environ.setdefault("CELERY_BROKER_URL", "memory://")
 
 
-def fresh_database() -> None:
+TEMPLATE = f"{DB_NAME}_empty"
+
+
+def admin(*statements: str) -> None:
     import psycopg
 
-    admin = URL.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DB_NAME}"')
+    with psycopg.connect(URL.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
+        for statement in statements:
+            conn.execute(statement)
+
+
+def fresh_database(template: str | None = None) -> None:
+    """An empty database (or a copy of `template`) under DB_NAME."""
+    from django.db import connections
+
+    connections.close_all()
+    copy = f' TEMPLATE "{template}"' if template else ""
+    admin(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)', f'CREATE DATABASE "{DB_NAME}"{copy}')
 
 
 def inn_with_checksum(base: str) -> str:
@@ -111,8 +128,9 @@ def peak_rss_mb() -> float:
 def main() -> None:
     if ARGS.memory_check and not ARGS.child:
         half = ARGS.rows // 2
+        args = ["--rows", str(half), "--database", f"{DB_NAME}_half", "--child", "--repeat", "1"]
         child = subprocess.run(
-            [sys.executable, __file__, "--rows", str(half), "--database", f"{DB_NAME}_half", "--child"],
+            [sys.executable, __file__, *args],
             check=True,
             capture_output=True,
             text=True,
@@ -120,13 +138,20 @@ def main() -> None:
         half_rss = next(line for line in child.stdout.splitlines() if line.startswith("BENCH sync_peak_rss"))
         print(f"memory check: {half:,} rows, peak RSS {half_rss.split()[2]} MB", flush=True)
 
-    fresh_database()
     import django
 
+    fresh_database()
     django.setup()
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
+    from django.db import connections
+
+    connections.close_all()
+    admin(
+        f'DROP DATABASE IF EXISTS "{TEMPLATE}" WITH (FORCE)',
+        f'CREATE DATABASE "{TEMPLATE}" TEMPLATE "{DB_NAME}"',
+    )
     from django.conf import settings
 
     from hub.models import Client
@@ -135,11 +160,9 @@ def main() -> None:
     folder = Path(settings.VAR_DIR) / "bench_sync"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"clients-{ARGS.rows}.csv"
-    write_csv(path, ARGS.rows)
-    connection, _ = services.connection_save(system="csv", name="bench", url=str(path))
     quiet = ARGS.child
 
-    def sync(label: str, expect: dict[str, int]) -> float:
+    def sync(connection, label: str, expect: dict[str, int]) -> float:
         connection.refresh_from_db()
         profile = os.environ.get("BENCH_PROFILE")  # a path prefix: one cProfile dump per pass
         if profile:
@@ -162,30 +185,38 @@ def main() -> None:
         return ARGS.rows / seconds
 
     print(
-        f"bench-sync: {ARGS.rows:,} clients, page size {settings.SYNC_PAGE_SIZE}, database {DB_NAME}",
+        f"bench-sync: {ARGS.rows:,} clients, page size {settings.SYNC_PAGE_SIZE}, database {DB_NAME}, "
+        f"{ARGS.repeat} round(s)",
         flush=True,
     )
-    first = sync("first load", {"created": ARGS.rows, "quarantined": 0})
-    assert Client.objects.count() == ARGS.rows
-    unchanged = sync("unchanged", {"unchanged": ARGS.rows, "created": 0, "updated": 0})
-    changed = write_csv(path, ARGS.rows, changed_every=100)
-    one_percent = sync("1 % changed", {"updated": changed, "unchanged": ARGS.rows - changed, "created": 0})
+    figures: dict[str, list[float]] = {"first": [], "unchanged": [], "one_percent": []}
+    for round_ in range(1, ARGS.repeat + 1):
+        if round_ > 1:
+            fresh_database(TEMPLATE)
+        if not quiet:
+            print(f" round {round_}", flush=True)
+        write_csv(path, ARGS.rows)
+        connection, _ = services.connection_save(system="csv", name="bench", url=str(path))
+        figures["first"].append(sync(connection, "first load", {"created": ARGS.rows, "quarantined": 0}))
+        assert Client.objects.count() == ARGS.rows
+        figures["unchanged"].append(
+            sync(connection, "unchanged", {"unchanged": ARGS.rows, "created": 0, "updated": 0})
+        )
+        changed = write_csv(path, ARGS.rows, changed_every=100)
+        expect = {"updated": changed, "unchanged": ARGS.rows - changed, "created": 0}
+        figures["one_percent"].append(sync(connection, "1 % changed", expect))
     rss = peak_rss_mb()
-    print(f"BENCH sync_first_load {first:.0f} records/s")
-    print(f"BENCH sync_unchanged {unchanged:.0f} records/s")
-    print(f"BENCH sync_one_percent {one_percent:.0f} records/s")
+    print(f"BENCH sync_first_load {statistics.median(figures['first']):.0f} records/s")
+    print(f"BENCH sync_unchanged {statistics.median(figures['unchanged']):.0f} records/s")
+    print(f"BENCH sync_one_percent {statistics.median(figures['one_percent']):.0f} records/s")
     print(f"BENCH sync_peak_rss {rss:.0f} MB", flush=True)
     path.unlink(missing_ok=True)
-    from django.db import connections
-
     connections.close_all()
+    admin(f'DROP DATABASE IF EXISTS "{TEMPLATE}" WITH (FORCE)')
     if ARGS.child:
         return
     if ARGS.memory_check:
-        import psycopg
-
-        with psycopg.connect(URL.rsplit("/", 1)[0] + "/postgres", autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}_half" WITH (FORCE)')
+        admin(f'DROP DATABASE IF EXISTS "{DB_NAME}_half" WITH (FORCE)')
 
 
 if __name__ == "__main__":
