@@ -304,6 +304,10 @@ NOTIFY_HTTP_TIMEOUT = env.float("NOTIFY_HTTP_TIMEOUT", default=10.0)
 SYNC_CREDENTIALS_KEY = env.str("SYNC_CREDENTIALS_KEY", default="")
 # Records written per transaction; the cursor is stored with each page.
 SYNC_PAGE_SIZE = env.int("SYNC_PAGE_SIZE", default=500)
+# While a page reader thread runs (csv), the interpreter switches threads this often (seconds).
+SYNC_READ_AHEAD_SWITCH = env.float("SYNC_READ_AHEAD_SWITCH", default=0.0002)
+# After a pull that wrote at least this many clients, VACUUM (ANALYZE) the clients and refs (0: never).
+SYNC_VACUUM_AFTER = env.int("SYNC_VACUUM_AFTER", default=10_000)
 # One run per connection at a time; a crashed run's lease expires after this long.
 SYNC_RUN_LEASE_MINUTES = env.int("SYNC_RUN_LEASE_MINUTES", default=30)
 SYNC_WEBHOOK_MAX_BYTES = env.int("SYNC_WEBHOOK_MAX_BYTES", default=1_048_576)

@@ -133,6 +133,8 @@ class ExternalRef(models.Model):
         verbose_name = _("external reference")
         verbose_name_plural = _("external references")
         constraints = [
+            # on PostgreSQL its index also INCLUDEs source_hash, deleted_at, id (migration 0004): the
+            # lookup of a page of refs is an index-only scan
             models.UniqueConstraint(fields=["connection", "entity", "external_id"], name="sync_ref_external"),
             models.UniqueConstraint(fields=["connection", "entity", "object_id"], name="sync_ref_object"),
         ]

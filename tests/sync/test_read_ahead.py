@@ -15,6 +15,18 @@ def test_same_pages_in_order_with_what_the_reader_prepared():
     assert list(read_ahead(iter(pages), prepare=sum)) == [([1, 2], 3), ([3], 3), ([4, 5, 6], 15)]
 
 
+def test_the_switch_interval_is_shortened_while_reading_and_restored_after(settings):
+    import sys
+
+    settings.SYNC_READ_AHEAD_SWITCH = 0.0002
+    before = sys.getswitchinterval()
+    ahead = read_ahead(iter([[1], [2]]))
+    next(ahead)
+    assert sys.getswitchinterval() == pytest.approx(0.0002)
+    list(ahead)
+    assert sys.getswitchinterval() == before
+
+
 def test_a_reading_error_is_raised_in_its_place():
     def pages():
         yield ["a"]
