@@ -554,7 +554,7 @@ def test_lookups_by_many_ids_find_every_id_whatever_its_text(settings):
             assert cursor.fetchone()[0] == "on"  # the probe's setting ends with its statement
 
 
-@pytest.mark.django_db(transaction=True)
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)  # (like every transactional test here)
 def test_a_large_pull_leaves_the_tables_vacuumed_and_analyzed(tmp_path, settings):
     # given a csv file of 5 clients and a vacuum threshold of 3 written clients
     settings.SYNC_BULK_MIN_RECORDS = 1
@@ -577,3 +577,30 @@ def test_a_large_pull_leaves_the_tables_vacuumed_and_analyzed(tmp_path, settings
                 "WHERE relname IN ('sync_externalref', 'hub_client') ORDER BY relname"
             )
             assert cursor.fetchall() == [("hub_client", True, True), ("sync_externalref", True, True)]
+
+
+@pytest.mark.django_db
+def test_the_covering_refs_index_migration_is_idempotent_and_reversible():
+    import importlib
+    from types import SimpleNamespace
+
+    migration = importlib.import_module("sync.migrations.0004_ref_lookup_covering")
+    editor = SimpleNamespace(connection=connection)
+
+    def definition():
+        if connection.vendor != "postgresql":
+            return None
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT indexdef FROM pg_indexes WHERE indexname = 'sync_ref_external'")
+            return cursor.fetchone()[0]
+
+    # given the migrated database; when the migration runs again, then nothing changes
+    before = definition()
+    migration.covering(None, editor)
+    assert definition() == before
+    # when it is reversed and applied again, then the index is plain, then covering as before
+    migration.plain(None, editor)
+    if before is not None:
+        assert "INCLUDE" in before and "INCLUDE" not in definition()
+    migration.covering(None, editor)
+    assert definition() == before
