@@ -604,3 +604,30 @@ def test_the_covering_refs_index_migration_is_idempotent_and_reversible():
         assert "INCLUDE" in before and "INCLUDE" not in definition()
     migration.covering(None, editor)
     assert definition() == before
+
+
+@pytest.mark.django_db
+def test_a_failing_probe_lookup_raises_its_own_error():
+    # given a lookup by index probes that the database refuses
+    from django.db import DatabaseError
+
+    from sync.bulk_sql import select
+
+    # when it runs, then its own error surfaces (not one about the aborted transaction)
+    with pytest.raises(DatabaseError, match="no_such_column"), transaction.atomic():
+        select("SELECT no_such_column FROM sync_externalref", [], probe=True)
+
+
+@pytest.mark.django_db
+def test_a_row_the_database_refuses_in_a_bulk_insert_is_an_integrity_error():
+    # given a client row that breaks a database rule (a phone not in E.164)
+    from django.utils import timezone
+
+    from sync.bulk_sql import insert_rows
+
+    row = {"kind": "company", "name": "Broken", "country": "RU", "phone": "not a phone", "vat_mode": ""}
+
+    # when it is inserted the bulk way (COPY on PostgreSQL), then it is Django's IntegrityError, the
+    # one `bulk.apply_page` falls back on
+    with pytest.raises(IntegrityError), transaction.atomic():
+        insert_rows(Client, [row], now=timezone.now())
