@@ -104,12 +104,8 @@ def apply_page(ctx: Context, page: list[RemoteRecord], prepared: Any = None) -> 
     before = dict(vars(counts))
     items, plain = prepared or (None, _plain(page))
     work = _Page(ctx, page, items)
-    differing = work.differing() if plain else None
-    if differing == {}:  # every record as last seen: nothing to map, nothing to write, no savepoint
-        counts.unchanged += len(work.items)
-        return
-    work.lookup(work.items, differing)  # reads only
-    if all(i.way == UNCHANGED for i in work.items):
+    work.lookup(work.items, work.differing() if plain else None)  # reads only
+    if all(i.way == UNCHANGED for i in work.items):  # nothing to write: no savepoint either
         counts.unchanged += len(work.items)
         return
     try:
@@ -133,7 +129,7 @@ def settle(ctx: Context, stream: str) -> None:
     read the refs by an index-only scan and are planned on true row counts at once, instead of after
     autovacuum catches up (minutes later, or never where it is off). It costs ~0.3 s per 100,000."""
     counts = ctx.count(stream)
-    threshold = getattr(settings, "SYNC_VACUUM_AFTER", 10_000)
+    threshold = settings.SYNC_VACUUM_AFTER
     if (
         stream != ENTITY
         or ctx.dry_run
@@ -339,16 +335,16 @@ class _Page:
         for item in items:
             record = item.record
             found = refs.get(record.external_id)
-            if found is None and differing is not None:
-                item.way, item.ref = UNCHANGED, None
-                continue
             if found is None:
+                if differing is not None:  # (absent from `differing`: unchanged)
+                    item.way, item.ref = UNCHANGED, None
+                    continue
                 item.ref = None
-            elif found[0] == item.source and not found[1] and not record.deleted:
-                item.way, item.ref = UNCHANGED, None  # (run() only counts it)
-                continue
             else:
                 source, deleted, pk = found
+                if source == item.source and not deleted and not record.deleted:
+                    item.way, item.ref = UNCHANGED, None  # (run() only counts it)
+                    continue
                 item.ref = _RefRow(pk, record.external_id, 0, "", source, deleted)
             rest.append(item)
         if not rest:

@@ -524,7 +524,7 @@ def pull_stream(ctx: Context, stream: str, *, started_at: dt.datetime) -> None:
     ctx.count(stream)
     since = cursor.position or history_from(ctx.connection)
     fetched = _pages(iter(ctx.connector.fetch(stream, since=since)), settings.SYNC_PAGE_SIZE)
-    if getattr(ctx.connector, "read_ahead", False):
+    if ctx.connector.read_ahead:
         pages: Any = read_ahead(fetched, prepare=bulk.preparer(ctx, stream))
     else:
         pages = ((page, None) for page in fetched)
