@@ -248,6 +248,22 @@ class TestCsvConnector:
         result = services.sync_run(connection=bad)
         assert result.run.status == "failed" and "is not utf-8-sig text" in result.run.error
 
+    def test_a_file_broken_halfway_keeps_the_pages_read_before_it(self, tmp_path, company, settings):
+        # given 1,000 good rows (read a page ahead, 100 a page), then bytes that are not UTF-8
+        settings.SYNC_PAGE_SIZE = 100
+        good = "id,name\n" + "".join(f"{n},Client {n}\n" for n in range(1, 1001))
+        (tmp_path / "clients.csv").write_bytes(good.encode() + b"1001,\xcf\xf0\xe8\xec\xe5\xf0\n")
+        connection, _ = services.connection_save(system="csv", name="half", url=str(tmp_path / "clients.csv"))
+
+        # when it is pulled
+        result = services.sync_run(connection=connection)
+
+        # then the run fails with the file's error, and the pages read before the bad bytes are stored
+        assert result.run.status == "failed" and "is not utf-8-sig text" in result.run.error
+        stored = Client.objects.count()
+        assert stored >= 100 and stored % 100 == 0
+        assert ExternalRef.objects.filter(connection=connection).count() == stored
+
     def test_the_mapping_preview_shows_used_and_unused_columns(self, tmp_path, company):
         self.write(tmp_path, "clients.csv", f"id,name,inn,fax\n1,Ромашка,{INN_A},123\n2,Bad,999,\n")
         connection, _ = services.connection_save(system="csv", name="p", url=str(tmp_path))
