@@ -9,10 +9,10 @@ from collections.abc import Mapping
 from types import SimpleNamespace
 from typing import Any
 
-import phonenumbers
 from django.db import models
 
 from hub.models import Client, ClientKind, VatMode
+from hub.phones import is_valid as phone_is_valid
 from hub.services import CLIENT_FIELDS, _apply, _clean, _client_cleaners, _client_rules, _require
 from sync.entities import ENTITIES
 
@@ -70,7 +70,7 @@ class ClientChecks:
             number = phones.get(value) if type(value) is str else None
             if number is None:
                 return parse_again(value)
-            if not phonenumbers.is_valid_number(number):
+            if not phone_is_valid(number):
                 raise ValueError(_INVALID_PHONE)
             return value
 

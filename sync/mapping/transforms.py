@@ -16,6 +16,8 @@ from typing import Any
 
 import phonenumbers
 
+from hub import phones
+
 
 class TransformError(ValueError):
     """A value the mapping cannot convert; the message says which and why."""
@@ -87,18 +89,18 @@ def phone_parse(value: Any, params: Mapping[str, Any]) -> tuple[str, Any]:
     if _empty(value):
         return "", None
     try:
-        number = phonenumbers.parse(str(value), params.get("region", "RU"))
+        number = phones.parse(str(value), params.get("region", "RU"))
     except phonenumbers.NumberParseException as exc:
         raise TransformError(f"not a phone number: {value!r} ({exc})") from None
     if not phonenumbers.is_possible_number(number):
         raise TransformError(f"not a phone number: {value!r}")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), number
+    return phones.e164(number), number
 
 
 def phone_out(value: Any, params: Mapping[str, Any], **_: Any) -> Any:
     if _empty(value) or params.get("format", "e164") == "e164":
         return value
-    number = phonenumbers.parse(value, None)
+    number = phones.parse(value, None)
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
 
 
