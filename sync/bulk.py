@@ -104,7 +104,7 @@ def apply_page(ctx: Context, page: list[RemoteRecord], prepared: Any = None) -> 
     before = dict(vars(counts))
     items, plain = prepared or (None, _plain(page))
     work = _Page(ctx, page, items)
-    work.lookup(work.items, work.differing() if plain else None)  # reads only
+    work.lookup(work.items, *(work.differing() if plain else (None, None)))  # reads only
     if all(i.way == UNCHANGED for i in work.items):  # nothing to write: no savepoint either
         counts.unchanged += len(work.items)
         return
@@ -293,10 +293,11 @@ class _Page:
         )
         return {row[0]: row[1:] for row in rows}
 
-    def differing(self) -> dict[str, tuple[str, bool, int]] | None:
+    def differing(self) -> tuple[dict[str, tuple[str, bool, int]] | None, dict | None]:
         """For a page with each external id once and no tombstone: the refs that differ from their
-        record (`_refs` rows), when every record has a ref, else None. One round trip that returns
-        only what differs: an unchanged page costs a count."""
+        record (`_refs` rows), when every record has a ref, else None; and, when no record has one,
+        the page's refs (none). One round trip that returns only what differs: an unchanged page
+        costs a count, and a page of new records needs no other lookup of refs."""
         items = self.items
         ids_sql, ids = in_clause("external_id", [i.record.external_id for i in items])
         # an external id and its source hash (fixed length) joined: equal texts, equal pairs
@@ -313,9 +314,11 @@ class _Page:
             [self.ctx.connection.pk, ENTITY, *ids, "\x1e", *pairs],
         )
         (found,) = [row[3] for row in rows if row[0] is None]  # the count (an external id is never NULL)
+        if found == 0:
+            return None, {}
         if found != len(items):
-            return None  # some record has no ref yet: the full lookup tells which
-        return {row[0]: row[1:] for row in rows if row[0] is not None}
+            return None, None  # some records have no ref yet: the full lookup tells which
+        return {row[0]: row[1:] for row in rows if row[0] is not None}, None
 
     @staticmethod
     def _details(refs: list[_RefRow]) -> None:
@@ -327,10 +330,18 @@ class _Page:
         for ref in refs:
             ref.object_id, ref.content_hash = by_pk[ref.pk]
 
-    def lookup(self, items: list[_Item], differing: dict[str, tuple[str, bool, int]] | None = None) -> None:
-        """Decide each item's way against the database as it is now (`differing`: the refs that differ
-        from their record, when every record has one; see `differing`)."""
-        refs = self._refs(items) if differing is None else differing
+    def lookup(
+        self,
+        items: list[_Item],
+        differing: dict[str, tuple[str, bool, int]] | None = None,
+        refs: dict[str, tuple[str, bool, int]] | None = None,
+    ) -> None:
+        """Decide each item's way against the database as it is now (`differing` and `refs`: what
+        `differing` found, when it was asked)."""
+        if differing is not None:
+            refs = differing
+        elif refs is None:
+            refs = self._refs(items)
         rest: list[_Item] = []
         for item in items:
             record = item.record
