@@ -104,7 +104,11 @@ def apply_page(ctx: Context, page: list[RemoteRecord], prepared: Any = None) -> 
     before = dict(vars(counts))
     items, plain = prepared or (None, _plain(page))
     work = _Page(ctx, page, items)
-    work.lookup(work.items, *(work.differing() if plain else (None, None)))  # reads only
+    differing, refs = work.differing() if plain else (None, None)
+    if differing is not None and not differing:  # every record has its ref, and none differs
+        counts.unchanged += len(page)
+        return
+    work.lookup(work.items, differing, refs)  # reads only
     if all(i.way == UNCHANGED for i in work.items):  # nothing to write: no savepoint either
         counts.unchanged += len(work.items)
         return
@@ -236,6 +240,7 @@ def _key(name: str, value: str) -> tuple[str, str]:
 class _Page:
     def __init__(self, ctx: Context, records: list[RemoteRecord], items: list[_Item] | None = None):
         self.ctx = ctx
+        self.records = records
         self.handler = ENTITIES[ENTITY]
         self.rules = ctx.rules_for(ENTITY)
         self.fingerprint = ctx.rules_fingerprint(ENTITY)
@@ -299,10 +304,12 @@ class _Page:
         the page's refs (none). One round trip that returns only what differs: an unchanged page
         costs a count, and a page of new records needs no other lookup of refs."""
         items = self.items
-        ids_sql, ids = in_clause("external_id", [i.record.external_id for i in items])
+        external = [r.external_id for r in self.records]
+        ids_sql, ids = in_clause("external_id", external)
         # an external id and its source hash (fixed length) joined: equal texts, equal pairs
         pairs_sql, pairs = in_clause(
-            "(external_id || %s || source_hash)", [i.record.external_id + "\x1e" + i.source for i in items]
+            "(external_id || %s || source_hash)",
+            [e + "\x1e" + i.source for e, i in zip(external, items, strict=True)],
         )
         table = ExternalRef._meta.db_table
         rows = select(

@@ -17,9 +17,12 @@ def in_clause(column: str, values: list[Any]) -> tuple[str, list[Any]]:
     one string split by the server (`string_to_array`): psycopg builds an array parameter element by
     element in Python, which costs more than the lookup's own planning."""
     if connection.vendor == "postgresql":
-        if values and all(type(v) is str and v for v in values):
-            joined = _SEPARATOR.join(values)
-            if joined.count(_SEPARATOR) == len(values) - 1:
+        if values and "" not in values:
+            try:
+                joined = _SEPARATOR.join(values)
+            except TypeError:  # not all texts
+                joined = ""
+            if joined and joined.count(_SEPARATOR) == len(values) - 1:
                 return f"{column} = ANY(string_to_array(%s, E'\\x1f'))", [joined]
         return f"{column} = ANY(%s)", [values]
     return f"{column} IN ({', '.join(['%s'] * len(values))})", list(values)
