@@ -88,6 +88,32 @@ class RemoteRecord:
         )
         return record
 
+    @classmethod
+    def of_values(
+        cls, stream: str, external_id: str, header: list[str], values: list[Any], source: str
+    ) -> RemoteRecord:
+        """`of_row` with `data` as `dict(zip(header, values))`, made when it is first read: a record
+        told unchanged by its `source` never needs it (a third of reading an unchanged CSV row)."""
+        record = object.__new__(cls)
+        record.__dict__.update(
+            stream=stream,
+            external_id=external_id,
+            _row=(header, values),
+            updated_at=None,
+            version="",
+            deleted=False,
+            source=source,
+        )
+        return record
+
+    def __getattr__(self, name: str) -> Any:  # only for what is not set: `data` of `of_values`
+        row = self.__dict__.get("_row")
+        if name != "data" or row is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        data = self.__dict__["data"] = dict(zip(*row))  # noqa: B905 - `of_values`' caller pads the values
+        del self.__dict__["_row"]
+        return data
+
 
 @dataclass(frozen=True)
 class WebhookEvent:

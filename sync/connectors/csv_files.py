@@ -178,11 +178,13 @@ class CsvConnector(Connector):
             return
         id_columns = self.config.options.get("id_column") or {}
         id_column = id_columns.get(stream, "id") if isinstance(id_columns, dict) else id_columns
-        record = RemoteRecord.of_row
+        record = RemoteRecord.of_values
+        at = None  # the id column's place: the last of that name, as in the record's `data`
         for number, (header, values, source) in enumerate(self._read(path), start=2):  # 1: the header
-            row = dict(zip(header, values))  # noqa: B905 - `_read` pads or cuts each row to the header
-            external_id = (row.get(id_column) or "").strip() or f"row-{number}"
-            yield record(stream, external_id, row, source)
+            if at is None:
+                at = {name: i for i, name in enumerate(header)}.get(id_column, -1)
+            external_id = (values[at] if at >= 0 else "").strip() or f"row-{number}"
+            yield record(stream, external_id, header, values, source)
 
     def get(self, stream: str, external_id: str) -> RemoteRecord | None:
         for record in self.fetch(stream):

@@ -437,6 +437,35 @@ def test_csv_records_carry_their_row_text_and_equal_texts_mean_equal_data(tmp_pa
     )
 
 
+def test_csv_records_make_their_data_when_first_read_and_equal_records_made_at_once(tmp_path):
+    # given a file whose id column appears twice (the record's data keeps the last, as a dict would)
+    import copy
+    import pickle
+
+    from sync.connectors.base import ConnectionConfig, MemoryCredentialStore
+    from sync.connectors.csv_files import CsvConnector
+
+    path = tmp_path / "clients.csv"
+    path.write_text("id,name,id\n1,Alpha,A-1\n2,Beta,\n", encoding="utf-8")
+    config = ConnectionConfig(name="f", system="csv", base_url=str(path), credentials=MemoryCredentialStore())
+
+    # when the connector reads it
+    first, second = CsvConnector(config).fetch("clients")
+
+    # then the ids are the last id column's (a blank one: the row number), before any data is made
+    assert (first.external_id, second.external_id) == ("A-1", "row-3")
+    assert "data" not in vars(first)
+    # a copy, a pickled record and the record itself all make the same data, once
+    assert pickle.loads(pickle.dumps(first)) == copy.copy(first) == first
+    assert first.data == {"id": "A-1", "name": "Alpha"}
+    assert first.data is first.data
+    assert first == memory_connector.RemoteRecord("clients", "A-1", {"id": "A-1", "name": "Alpha"})
+    assert repr(second) == repr(memory_connector.RemoteRecord("clients", "row-3", {"id": "", "name": "Beta"}))
+    assert not hasattr(first, "missing")
+    with pytest.raises(AttributeError, match="no attribute 'missing'"):
+        _ = first.missing
+
+
 def test_a_csv_row_whose_text_holds_a_nul_keeps_an_exact_source(tmp_path):
     # given two rows that would join to the same text if a NUL inside a value were taken as a separator
     from sync.connectors.base import ConnectionConfig, MemoryCredentialStore
