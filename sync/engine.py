@@ -20,6 +20,7 @@ import datetime as dt
 import hashlib
 import json
 import logging
+import operator
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -446,6 +447,7 @@ def _pages(records: Iterator[RemoteRecord], size: int) -> Iterator[list[RemoteRe
 
 
 _DONE = object()
+_UPDATED_AT = operator.attrgetter("updated_at")
 
 
 def read_ahead(
@@ -536,9 +538,9 @@ def pull_stream(ctx: Context, stream: str, *, started_at: dt.datetime) -> None:
                 else:
                     for record in page:
                         apply_record(ctx, record)
-                seen = [r.updated_at for r in page if r.updated_at is not None]
-                if seen:
-                    position = min(max(seen), started_at)
+                latest = max(filter(None, map(_UPDATED_AT, page)), default=None)  # (datetimes are true)
+                if latest is not None:
+                    position = min(latest, started_at)
                     if cursor.position is None or position > cursor.position:
                         cursor.position = position
                         cursor.save(update_fields=["position", "updated_at"])
