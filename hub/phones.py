@@ -18,6 +18,7 @@ internals of `phonenumbers`, which is pinned in pyproject.toml: the tests run on
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import phonenumbers
 from phonenumbers import PhoneNumber, PhoneNumberType
@@ -35,9 +36,9 @@ _SHORT_OR_LOCAL = (
 _UNKNOWN = PhoneNumberType.UNKNOWN
 
 
-def parse(text: str, region: str | None = None) -> PhoneNumber:
+def parse(text: Any, region: str | None = None) -> PhoneNumber:
     """`phonenumbers.parse(text, region)`: the same number, or the same `NumberParseException`."""
-    if len(text) <= _util._MAX_INPUT_STRING_LENGTH and _INTERNATIONAL.fullmatch(text):
+    if type(text) is str and len(text) <= _util._MAX_INPUT_STRING_LENGTH and _INTERNATIONAL.fullmatch(text):
         number = _international(text[1:].translate(_DROP))
         if number is not None:
             return number

@@ -100,6 +100,10 @@ def test_parse_and_validity_equal_phonenumbers(region):
     assert fast_path > len(texts) // 2  # the shortcut is what was compared, mostly
 
 
+def test_what_is_not_a_text_fails_as_in_phonenumbers():
+    assert _outcome(phones.parse, None, "RU") == _outcome(phonenumbers.parse, None, "RU")
+
+
 def test_is_valid_on_shared_calling_codes():
     """+1, +7 and +44 are shared by several regions: numbers of each, valid or not, and of none."""
     rng = random.Random(7)
