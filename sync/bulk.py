@@ -47,7 +47,7 @@ from django.utils import timezone
 from hub.events import event_record
 from hub.models import Client
 from sync.bulk_checks import ClientChecks
-from sync.bulk_sql import in_clause, insert_rows, select, update_rows
+from sync.bulk_sql import ids_in_c_order, in_clause, insert_rows, select, update_rows
 from sync.connectors.base import RemoteRecord
 from sync.engine import (
     Context,
@@ -290,13 +290,25 @@ class _Page:
     def _refs(self, items: list[_Item]) -> dict[str, tuple[str, bool, int]]:
         """The page's refs by external id: (source hash, tombstoned, pk), what the unchanged test
         needs (`_details` reads `object_id` and `content_hash` for the few that are not unchanged)."""
-        in_sql, params = in_clause("external_id", [i.record.external_id for i in items])
+        where, params = self._where([i.record.external_id for i in items])
         rows = select(
-            "SELECT external_id, source_hash, deleted_at IS NOT NULL, id "
-            f"FROM {ExternalRef._meta.db_table} WHERE connection_id = %s AND entity = %s AND {in_sql}",
-            [self.ctx.connection.pk, ENTITY, *params],
+            f"SELECT external_id, source_hash, deleted_at IS NOT NULL, id FROM {ExternalRef._meta.db_table} "
+            f"WHERE {where}",
+            params,
         )
         return {row[0]: row[1:] for row in rows}
+
+    def _where(self, external: list[str]) -> tuple[str, list[Any]]:
+        """The condition for this connection's client refs with these external ids. Where the ids
+        compare byte by byte (`ids_in_c_order`) it also bounds them by the lowest and highest, so
+        the index is read over that range only (a page of ids in sequence: a tenth of 100,000)."""
+        in_sql, params = in_clause("external_id", external)
+        where = f"connection_id = %s AND entity = %s AND {in_sql}"
+        if external and ids_in_c_order(ExternalRef):
+            return f"{where} AND external_id >= %s AND external_id <= %s", [
+                self.ctx.connection.pk, ENTITY, *params, min(external), max(external)
+            ]  # fmt: skip
+        return where, [self.ctx.connection.pk, ENTITY, *params]
 
     def differing(self) -> tuple[dict[str, tuple[str, bool, int]] | None, dict | None]:
         """For a page with each external id once and no tombstone: the refs that differ from their
@@ -305,7 +317,7 @@ class _Page:
         costs a count, and a page of new records needs no other lookup of refs."""
         items = self.items
         external = [r.external_id for r in self.records]
-        ids_sql, ids = in_clause("external_id", external)
+        where, params = self._where(external)
         # an external id and its source hash (fixed length) joined: equal texts, equal pairs
         pairs_sql, pairs = in_clause(
             "(external_id || %s || source_hash)",
@@ -313,12 +325,11 @@ class _Page:
         )
         table = ExternalRef._meta.db_table
         rows = select(
-            f"WITH found AS (SELECT id, external_id, source_hash, deleted_at FROM {table} "
-            f"WHERE connection_id = %s AND entity = %s AND {ids_sql}) "
+            f"WITH found AS (SELECT id, external_id, source_hash, deleted_at FROM {table} WHERE {where}) "
             "SELECT external_id, source_hash, deleted_at IS NOT NULL, id FROM found "
             f"WHERE deleted_at IS NOT NULL OR NOT {pairs_sql} "
             "UNION ALL SELECT NULL, NULL, NULL, COUNT(*) FROM found",
-            [self.ctx.connection.pk, ENTITY, *ids, "\x1e", *pairs],
+            [*params, "\x1e", *pairs],
         )
         (found,) = [row[3] for row in rows if row[0] is None]  # the count (an external id is never NULL)
         if found == 0:

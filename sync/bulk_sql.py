@@ -102,6 +102,28 @@ def insert_rows(model: type[models.Model], rows: list[dict[str, Any]], *, now) -
                 write([json.dumps(row[n]) if n in jsons and row[n] is not None else row[n] for n in names])
 
 
+_C_ORDER: dict[tuple[str, str], bool] = {}
+
+
+def ids_in_c_order(model: type[models.Model]) -> bool:
+    """Whether the model's `external_id` is compared byte by byte (collation "C", PostgreSQL; see
+    migration sync/0005), read once per database: then Python's `min` and `max` of some ids bound
+    them in the index's own order, and a lookup may scan only that range."""
+    if connection.vendor != "postgresql":
+        return False
+    key = (connection.settings_dict["NAME"], model._meta.db_table)
+    if key not in _C_ORDER:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT c.collname FROM pg_attribute a JOIN pg_collation c ON c.oid = a.attcollation "
+                "WHERE a.attrelid = %s::regclass AND a.attname = 'external_id'",
+                [model._meta.db_table],
+            )
+            row = cursor.fetchone()
+        _C_ORDER[key] = row is not None and row[0] in ("C", "POSIX")
+    return _C_ORDER[key]
+
+
 _SEQUENCES: dict[tuple[str, str], str] = {}
 
 

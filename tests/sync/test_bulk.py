@@ -636,6 +636,91 @@ def test_the_covering_refs_index_migration_is_idempotent_and_reversible():
 
 
 @pytest.mark.django_db
+def test_a_page_lookup_bounded_by_its_lowest_and_highest_id_finds_every_ref():
+    # given refs whose ids sort differently byte by byte and by language (case, accents, scripts)
+    import random
+    from types import SimpleNamespace
+
+    from sync import bulk
+    from sync.bulk_sql import ids_in_c_order, select
+
+    conn, _ = services.connection_save(system="csv", name="order", url="/tmp/none.csv")
+    ids = [
+        "A",
+        "a",
+        "Z",
+        "z",
+        "0",
+        "9",
+        "É",
+        "é",
+        "e",
+        "Я",
+        "я",
+        "ß",
+        "~",
+        " a",
+        "a ",
+        "😀",
+        "a-1",
+        "a_1",
+        "ä",
+    ]
+    for n, external_id in enumerate(ids, start=1):
+        ExternalRef.objects.create(connection=conn, entity="clients", external_id=external_id, object_id=n)
+    page = bulk._Page.__new__(bulk._Page)
+    page.ctx = SimpleNamespace(connection=conn)
+
+    # when pages of them are looked up (bounded by their min and max where the ids compare by bytes)
+    # then each lookup finds exactly its page's refs
+    assert ids_in_c_order(ExternalRef) == (connection.vendor == "postgresql")
+    rng = random.Random(5)
+    for _ in range(40):
+        wanted = rng.sample(ids, rng.randrange(1, len(ids) + 1))
+        where, params = page._where([*wanted, "missing"])
+        rows = select(f"SELECT external_id FROM sync_externalref WHERE {where}", params)
+        assert sorted(row[0] for row in rows) == sorted(wanted)
+
+
+@pytest.mark.django_db
+def test_the_bytewise_external_id_migration_is_idempotent_and_reversible():
+    import importlib
+    from types import SimpleNamespace
+
+    from sync import bulk_sql
+
+    migration = importlib.import_module("sync.migrations.0005_ref_external_id_bytewise")
+    editor = SimpleNamespace(connection=connection)
+
+    def collation():
+        if connection.vendor != "postgresql":
+            return None
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT c.collname FROM pg_attribute a JOIN pg_collation c ON c.oid = a.attcollation "
+                "WHERE a.attrelid = 'sync_externalref'::regclass AND a.attname = 'external_id'"
+            )
+            return cursor.fetchone()[0]
+
+    # given the migrated database; when the migration runs again, then nothing changes
+    before = collation()
+    assert before in (None, "C")
+    migration.bytewise(None, editor)
+    assert collation() == before
+    # when it is reversed and applied again, then the ids compare by the default collation, then by bytes
+    try:
+        migration.default(None, editor)
+        bulk_sql._C_ORDER.clear()
+        if before is not None:
+            assert collation() == "default"
+            assert not bulk_sql.ids_in_c_order(ExternalRef)
+    finally:
+        migration.bytewise(None, editor)
+        bulk_sql._C_ORDER.clear()
+    assert collation() == before
+
+
+@pytest.mark.django_db
 def test_a_failing_probe_lookup_raises_its_own_error():
     # given a lookup by index probes that the database refuses
     from django.db import DatabaseError
