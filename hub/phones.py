@@ -11,7 +11,7 @@ region's example numbers, formatted and mangled):
   number's region by testing its number type for each region, then tests it again for the region
   found; a number whose type was found known is valid, so the second test is skipped.
 
-About 12 us instead of 33 us for a parse, a validity check and the E.164 text. Both shortcuts read
+About 17 us instead of 33 us for a parse, a validity check and the E.164 text. Both shortcuts read
 internals of `phonenumbers`, which is pinned in pyproject.toml: the tests run on each upgrade.
 """
 

@@ -81,7 +81,7 @@ def insert_rows(model: type[models.Model], rows: list[dict[str, Any]], *, now) -
     quote = connection.ops.quote_name
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT nextval(%s::regclass) FROM generate_series(1, %s)", [_sequence(cursor, model), len(rows)]
+            "SELECT nextval(%s::regclass) FROM generate_series(1, %s)", [_sequence(model), len(rows)]
         )
         for row, (pk,) in zip(rows, cursor.fetchall(), strict=True):
             row["id"] = pk
@@ -102,40 +102,44 @@ def insert_rows(model: type[models.Model], rows: list[dict[str, Any]], *, now) -
                 write([json.dumps(row[n]) if n in jsons and row[n] is not None else row[n] for n in names])
 
 
-_C_ORDER: dict[tuple[str, str], bool] = {}
+_CATALOG: dict[tuple[str, str, tuple], Any] = {}
+_COLLATION = (
+    "SELECT c.collname FROM pg_attribute a JOIN pg_collation c ON c.oid = a.attcollation "
+    "WHERE a.attrelid = %s::regclass AND a.attname = %s"
+)
+
+
+def catalog(sql: str, *params: Any) -> Any:
+    """The first value a catalog query gives (None for no row), read once per database and process:
+    what it reads (a column's collation, a table's sequence) changes only with a migration."""
+    key = (connection.settings_dict["NAME"], sql, params)
+    if key not in _CATALOG:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, list(params))
+            row = cursor.fetchone()
+        _CATALOG[key] = row[0] if row else None
+    return _CATALOG[key]
+
+
+def column_collation(table: str, column: str) -> str | None:
+    """The name of a column's collation ("default" when it has none of its own); PostgreSQL."""
+    return catalog(_COLLATION, table, column)
 
 
 def ids_in_c_order(model: type[models.Model]) -> bool:
     """Whether the model's `external_id` is compared byte by byte (collation "C", PostgreSQL; see
-    migration sync/0005), read once per database: then Python's `min` and `max` of some ids bound
-    them in the index's own order, and a lookup may scan only that range."""
+    migration sync/0005): then Python's `min` and `max` of some ids bound them in the index's own
+    order, and a lookup may scan only that range."""
     if connection.vendor != "postgresql":
         return False
-    key = (connection.settings_dict["NAME"], model._meta.db_table)
-    if key not in _C_ORDER:
-        with connection.cursor() as cursor:
-            cursor.execute(
-                "SELECT c.collname FROM pg_attribute a JOIN pg_collation c ON c.oid = a.attcollation "
-                "WHERE a.attrelid = %s::regclass AND a.attname = 'external_id'",
-                [model._meta.db_table],
-            )
-            row = cursor.fetchone()
-        _C_ORDER[key] = row is not None and row[0] in ("C", "POSIX")
-    return _C_ORDER[key]
+    return column_collation(model._meta.db_table, "external_id") in ("C", "POSIX")
 
 
-_SEQUENCES: dict[tuple[str, str], str] = {}
-
-
-def _sequence(cursor: Any, model: type[models.Model]) -> str:
-    """The name of the sequence behind the model's id, read once per database and table: called in
-    the per-row `nextval`, `pg_get_serial_sequence` is evaluated for each row (it is only stable),
-    ~45 ms for 10,000 ids against ~6 ms for the name given."""
-    key = (connection.settings_dict["NAME"], model._meta.db_table)
-    if key not in _SEQUENCES:
-        cursor.execute("SELECT pg_get_serial_sequence(%s, %s)", [model._meta.db_table, model._meta.pk.column])
-        _SEQUENCES[key] = cursor.fetchone()[0]
-    return _SEQUENCES[key]
+def _sequence(model: type[models.Model]) -> str:
+    """The name of the sequence behind the model's id: called in the per-row `nextval`,
+    `pg_get_serial_sequence` is evaluated for each row (it is only stable), ~45 ms for 10,000 ids
+    against ~6 ms for the name given."""
+    return catalog("SELECT pg_get_serial_sequence(%s, %s)", model._meta.db_table, model._meta.pk.column)
 
 
 def update_rows(model: type[models.Model], objs: list[models.Model], names: Iterable[str]) -> None:
