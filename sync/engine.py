@@ -565,8 +565,12 @@ def _external_id(ctx: Context, entity: str, object_id: Any) -> str | None:
     return external
 
 
-def push_object(ctx: Context, entity: str, obj: Any) -> str:
-    """Send one hub object to the connection when its outbound content changed; returns what happened."""
+def push_object(ctx: Context, entity: str, obj: Any, *, hint: ExternalRef | None = None) -> str:
+    """Send one hub object to the connection when its outbound content changed; returns what happened.
+
+    `hint`: the object's ref as `push_stream` read it for a chunk of objects. It only ever tells an
+    object unchanged (what most of a push phase is); anything to send is decided on the ref read
+    again here, as a push earlier in the chunk may have written it (a related object pushed first)."""
     handler = ENTITIES[entity]
     rules = ctx.rules_for(entity)
     counts = ctx.count(entity)
@@ -576,6 +580,8 @@ def push_object(ctx: Context, entity: str, obj: Any) -> str:
     local = handler.read(obj)
     outbound = {k: v for k, v in local.items() if k in out_fields}
     out_hash = content_hash(outbound)
+    if hint is not None and (hint.pushed_hash == out_hash or hint.deleted_at):
+        return "unchanged"
     ref = ExternalRef.objects.filter(connection=ctx.connection, entity=entity, object_id=obj.pk).first()
     if ref is not None and (ref.pushed_hash == out_hash or ref.deleted_at):
         return "unchanged"
@@ -627,6 +633,9 @@ def push_object(ctx: Context, entity: str, obj: Any) -> str:
     return result
 
 
+PUSH_CHUNK = 200
+
+
 def push_stream(ctx: Context, stream: str, *, started_at: dt.datetime) -> None:
     """Push what changed in the hub since this stream's push cursor (capped at the run's start)."""
     cursor, _ = SyncCursor.objects.get_or_create(connection=ctx.connection, stream=f"push:{stream}")
@@ -635,8 +644,15 @@ def push_stream(ctx: Context, stream: str, *, started_at: dt.datetime) -> None:
     changed = handler.queryset().filter(updated_at__lt=started_at)
     if cursor.position is not None:
         changed = changed.filter(updated_at__gte=cursor.position)
-    for obj in changed.order_by("updated_at", "pk").iterator(chunk_size=200):
-        push_object(ctx, stream, obj)
+    objects = changed.order_by("updated_at", "pk").iterator(chunk_size=PUSH_CHUNK)
+    while chunk := list(islice(objects, PUSH_CHUNK)):
+        # the chunk's refs in one query: after a large pull, most objects are unchanged on this side
+        refs = ExternalRef.objects.filter(
+            connection=ctx.connection, entity=stream, object_id__in=[obj.pk for obj in chunk]
+        )
+        hints = {ref.object_id: ref for ref in refs}
+        for obj in chunk:
+            push_object(ctx, stream, obj, hint=hints.get(obj.pk))
     if not ctx.dry_run:
         cursor.position = started_at
         cursor.save(update_fields=["position", "updated_at"])

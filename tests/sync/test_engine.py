@@ -282,6 +282,44 @@ class TestPush:
 
 @pytest.mark.django_db
 class TestRuns:
+    def test_the_push_phase_reads_refs_per_chunk_not_per_object(self, crm, remote):
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+        from django.utils import timezone
+
+        from sync import engine
+
+        def push_phase_queries(n: int) -> int:
+            Client.objects.all().delete()
+            ExternalRef.objects.all().delete()
+            SyncCursor.objects.all().delete()
+            for i in range(n):
+                ClientFactory(name=f"Hub {i}", inn="", email=f"c{i}@hub.test")
+            run(crm, entity="clients")  # pushes them all: each has its ref and pushed hash now
+            SyncCursor.objects.filter(stream="push:clients").update(position=None)
+            ctx = engine.Context(connection=crm, connector=services.connector_for(crm))
+            with CaptureQueriesContext(connection) as queries:
+                engine.push_stream(ctx, "clients", started_at=timezone.now())
+            assert vars(ctx.count("clients"))["pushed_updated"] == 0
+            assert vars(ctx.count("clients"))["pushed_created"] == 0
+            return len(queries)
+
+        assert push_phase_queries(3) == push_phase_queries(40)
+
+    def test_a_push_decided_on_a_stale_hint_reads_the_ref_again(self, crm, remote):
+        from sync import engine
+
+        client = ClientFactory(name="Hub Only", inn=INN_B, email="hub@only.test")
+        run(crm, entity="clients")
+        ref = ExternalRef.objects.get(connection=crm, object_id=client.pk)
+        stale = ExternalRef(pk=ref.pk, object_id=client.pk, pushed_hash="old")  # read before a push
+        ctx = engine.Context(
+            connection=crm, connector=services.connector_for(crm), run=SyncRun.objects.first(), dry_run=False
+        )
+
+        assert engine.push_object(ctx, "clients", client, hint=stale) == "unchanged"
+        assert len(remote.upserts) == 1, "the ref as it is now says unchanged: nothing sent again"
+
     def test_dry_run_reports_the_plan_and_writes_nothing(self, crm, remote):
         remote.put("clients", title="ACME", tax_id=INN_A)
         remote.put("clients", title="Bad", tax_id="123")
