@@ -43,8 +43,8 @@ from .services import (
     CONTACT_FIELDS,
     DEAL_FIELDS,
     PRODUCT_FIELDS,
-    _client_cleaners,
     client_archive,
+    client_cleaners,
     client_create,
     client_update,
     contact_create,
@@ -197,7 +197,7 @@ class LineInlineForm(forms.ModelForm):
 
 
 def line_payloads(formset) -> list[dict[str, Any]]:
-    """The lines a formset holds, in order, as the dicts ``_build_lines`` takes; deleted rows left out."""
+    """The lines a formset holds, in order, as the dicts ``build_deal_lines`` takes; deleted rows left out."""
     lines = []
     for form in formset.forms:
         if not hasattr(form, "cleaned_data") or formset._should_delete_form(form):
@@ -311,7 +311,7 @@ class ClientAdminForm(forms.ModelForm):
 
     def clean(self):
         cleaned = super().clean()
-        cleaners = _client_cleaners(cleaned.get("country"))
+        cleaners = client_cleaners(cleaned.get("country"))
         for name in ("inn", "kpp", "ogrn", "email", "phone", "country"):
             if name in cleaned and name in cleaners:
                 try:

@@ -39,9 +39,11 @@ Errors = dict[str, list[str]]
 # --- helpers ------------------------------------------------------------------------------------
 
 
-def _clean(
+def clean_fields(
     data: Mapping[str, Any], cleaners: Mapping[str, Callable[[Any], Any]]
 ) -> tuple[dict[str, Any], Errors]:
+    """`data` with each field that has a cleaner cleaned; a cleaner's ValueError becomes that field's
+    error (the others are still cleaned, so every error is reported at once)."""
     cleaned: dict[str, Any] = dict(data)
     errors: Errors = {}
     for field, cleaner in cleaners.items():
@@ -53,14 +55,15 @@ def _clean(
     return cleaned, errors
 
 
-def _require(data: Mapping[str, Any], fields: Iterable[str], errors: Errors) -> None:
+def require_fields(data: Mapping[str, Any], fields: Iterable[str], errors: Errors) -> None:
+    """Add "This field is required." to `errors` for each of `fields` missing or blank in `data`."""
     for field in fields:
         value = data.get(field)
         if value is None or (isinstance(value, str) and not value.strip()):
             errors.setdefault(field, []).append("This field is required.")
 
 
-def _apply(instance: Model, data: Mapping[str, Any], allowed: Iterable[str]) -> dict[str, list[Any]]:
+def apply_changes(instance: Model, data: Mapping[str, Any], allowed: Iterable[str]) -> dict[str, list[Any]]:
     """Set the allowed fields that differ; return ``{field: [before, after]}``."""
     changes: dict[str, list[Any]] = {}
     for field in allowed:
@@ -136,8 +139,8 @@ COMPANY_CLEANERS = {
 
 
 def company_create(*, actor=None, origin: str = "admin", **data: Any) -> Company:
-    cleaned, errors = _clean(data, COMPANY_CLEANERS)
-    _require(cleaned, ["legal_name"], errors)
+    cleaned, errors = clean_fields(data, COMPANY_CLEANERS)
+    require_fields(cleaned, ["legal_name"], errors)
     if errors:
         raise ValidationFailed.from_fields(errors)
     with transaction.atomic():
@@ -154,7 +157,7 @@ def company_create(*, actor=None, origin: str = "admin", **data: Any) -> Company
 
 def channel_create(*, name: str, code: str, actor=None, origin: str = "admin") -> Channel:
     errors: Errors = {}
-    _require({"name": name, "code": code}, ["name", "code"], errors)
+    require_fields({"name": name, "code": code}, ["name", "code"], errors)
     if errors:
         raise ValidationFailed.from_fields(errors)
     with transaction.atomic():
@@ -178,8 +181,8 @@ def _product_errors(data: Mapping[str, Any]) -> Errors:
 
 
 def product_create(*, actor=None, origin: str = "api", **data: Any) -> Product:
-    cleaned, errors = _clean(data, {"currency": requisites.normalize_currency})
-    _require(cleaned, ["sku", "name"], errors)
+    cleaned, errors = clean_fields(data, {"currency": requisites.normalize_currency})
+    require_fields(cleaned, ["sku", "name"], errors)
     errors.update(_product_errors(cleaned))
     if errors:
         raise ValidationFailed.from_fields(errors)
@@ -191,12 +194,12 @@ def product_create(*, actor=None, origin: str = "api", **data: Any) -> Product:
 
 
 def product_update(*, product: Product, actor=None, origin: str = "api", **data: Any) -> Product:
-    cleaned, errors = _clean(data, {"currency": requisites.normalize_currency})
+    cleaned, errors = clean_fields(data, {"currency": requisites.normalize_currency})
     errors.update(_product_errors(cleaned))
     if errors:
         raise ValidationFailed.from_fields(errors)
     with transaction.atomic():
-        changes = _apply(product, cleaned, PRODUCT_FIELDS)
+        changes = apply_changes(product, cleaned, PRODUCT_FIELDS)
         if changes:
             _save_checked(product, unique_message="A product with this SKU exists.")
             event_record(
@@ -292,7 +295,8 @@ CLIENT_FIELDS = (
 )
 
 
-def _client_cleaners(country: str | None) -> dict[str, Callable[[Any], Any]]:
+def client_cleaners(country: str | None) -> dict[str, Callable[[Any], Any]]:
+    """The cleaners of a client's requisites (phones read in `country`'s numbering plan)."""
     region = country or None
     return {
         "inn": requisites.normalize_inn,
@@ -304,7 +308,8 @@ def _client_cleaners(country: str | None) -> dict[str, Callable[[Any], Any]]:
     }
 
 
-def _client_rules(client: Client, errors: Errors) -> None:
+def client_rules(client: Client, errors: Errors) -> None:
+    """The rules across a client's fields (a person has no KPP, ...), added to `errors`."""
     if client.kind == ClientKind.PERSON and client.kpp:
         errors.setdefault("kpp", []).append("A person has no KPP.")
     if client.kpp and not client.inn:
@@ -335,11 +340,11 @@ def _client_duplicate_check(client: Client) -> None:
 
 
 def client_create(*, actor=None, origin: str = "api", **data: Any) -> Client:
-    cleaned, errors = _clean(data, _client_cleaners(data.get("country")))
-    _require(cleaned, ["name"], errors)
+    cleaned, errors = clean_fields(data, client_cleaners(data.get("country")))
+    require_fields(cleaned, ["name"], errors)
     client = Client(**{k: v for k, v in cleaned.items() if k in CLIENT_FIELDS})
     if not errors:
-        _client_rules(client, errors)
+        client_rules(client, errors)
     if errors:
         raise ValidationFailed.from_fields(errors)
     with transaction.atomic():
@@ -356,14 +361,14 @@ def client_create(*, actor=None, origin: str = "api", **data: Any) -> Client:
 
 
 def client_update(*, client: Client, actor=None, origin: str = "api", **data: Any) -> Client:
-    cleaned, errors = _clean(data, _client_cleaners(data.get("country", client.country)))
+    cleaned, errors = clean_fields(data, client_cleaners(data.get("country", client.country)))
     if "name" in cleaned:
-        _require(cleaned, ["name"], errors)
+        require_fields(cleaned, ["name"], errors)
     if errors:
         raise ValidationFailed.from_fields(errors)
     with transaction.atomic():
-        changes = _apply(client, cleaned, CLIENT_FIELDS)
-        _client_rules(client, errors)
+        changes = apply_changes(client, cleaned, CLIENT_FIELDS)
+        client_rules(client, errors)
         if errors:
             raise ValidationFailed.from_fields(errors)
         if changes:
@@ -438,8 +443,8 @@ def _contact_cleaners(client: Client) -> dict[str, Callable[[Any], Any]]:
 
 
 def contact_create(*, client: Client, actor=None, origin: str = "api", **data: Any) -> Contact:
-    cleaned, errors = _clean(data, _contact_cleaners(client))
-    _require(cleaned, ["first_name"], errors)
+    cleaned, errors = clean_fields(data, _contact_cleaners(client))
+    require_fields(cleaned, ["first_name"], errors)
     if errors:
         raise ValidationFailed.from_fields(errors)
     with transaction.atomic():
@@ -459,13 +464,13 @@ def contact_create(*, client: Client, actor=None, origin: str = "api", **data: A
 
 def contact_update(*, contact: Contact, actor=None, origin: str = "api", **data: Any) -> Contact:
     client = data.pop("client", None) or contact.client
-    cleaned, errors = _clean(data, _contact_cleaners(client))
+    cleaned, errors = clean_fields(data, _contact_cleaners(client))
     if "first_name" in cleaned:
-        _require(cleaned, ["first_name"], errors)
+        require_fields(cleaned, ["first_name"], errors)
     if errors:
         raise ValidationFailed.from_fields(errors)
     with transaction.atomic():
-        changes = _apply(contact, {**cleaned, "client": client}, (*CONTACT_FIELDS, "client"))
+        changes = apply_changes(contact, {**cleaned, "client": client}, (*CONTACT_FIELDS, "client"))
         if changes:
             if contact.is_primary:
                 Contact.objects.filter(client=contact.client, is_primary=True).exclude(pk=contact.pk).update(
@@ -509,7 +514,9 @@ def deal_vat_mode(*, company: Company, client: Client) -> str:
     return client.vat_mode or company.vat_mode
 
 
-def _build_lines(lines: Iterable[Mapping[str, Any]], *, vat_mode: str) -> tuple[list[DealLine], Errors]:
+def build_deal_lines(lines: Iterable[Mapping[str, Any]], *, vat_mode: str) -> tuple[list[DealLine], Errors]:
+    """Unsaved lines (of a deal, or copied by an invoice) from their dicts, amounts computed under
+    `vat_mode`; errors keyed `lines[i].field`."""
     errors: Errors = {}
     built: list[DealLine] = []
     product_ids = {
@@ -644,7 +651,7 @@ def deal_create(
     **data: Any,
 ) -> Deal:
     errors: Errors = {}
-    _require({"title": title}, ["title"], errors)
+    require_fields({"title": title}, ["title"], errors)
     _clean_currency(data, errors)
     company = data.pop("company", None) or company_get_default()
     pipeline = data.pop("pipeline", None)
@@ -676,7 +683,7 @@ def deal_create(
         **{k: v for k, v in data.items() if k in DEAL_FIELDS},
     )
     lines = list(lines)
-    built, line_errors = _build_lines(lines, vat_mode=deal.vat_mode)
+    built, line_errors = build_deal_lines(lines, vat_mode=deal.vat_mode)
     errors.update(line_errors)
     _check_deal_refs(deal, errors)
     if errors:
@@ -727,7 +734,7 @@ def deal_update(
     """Change fields, replace lines, or move the stage. ``expected_updated_at`` refuses stale writes."""
     errors: Errors = {}
     if "title" in data:
-        _require(data, ["title"], errors)
+        require_fields(data, ["title"], errors)
     _clean_currency(data, errors)
     if errors:
         raise ValidationFailed.from_fields(errors)
@@ -738,14 +745,14 @@ def deal_update(
         if data.get("stage") is not None and "pipeline" not in data:
             data["pipeline"] = data["stage"].pipeline
         old_stage = locked.stage
-        changes = _apply(locked, data, DEAL_FIELDS)
+        changes = apply_changes(locked, data, DEAL_FIELDS)
         _check_deal_refs(locked, errors)
         built = None
         if lines is not None:
-            built, line_errors = _build_lines(list(lines), vat_mode=locked.vat_mode)
+            built, line_errors = build_deal_lines(list(lines), vat_mode=locked.vat_mode)
             errors.update(line_errors)
         elif "vat_mode" in changes:
-            built, line_errors = _build_lines(
+            built, line_errors = build_deal_lines(
                 [
                     {
                         "product": ln.product,

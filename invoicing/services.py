@@ -24,7 +24,7 @@ from hub.errors import Conflict, ValidationFailed
 from hub.events import event_record
 from hub.models import Client, Company, Deal
 from hub.pricing import document_totals, line_totals
-from hub.services import _apply, _build_lines, company_get_default, deal_vat_mode
+from hub.services import apply_changes, build_deal_lines, company_get_default, deal_vat_mode
 
 from .models import (
     OPEN_INVOICE_STATUSES,
@@ -145,7 +145,7 @@ def invoice_create_draft(
     lines = list(lines)
     if not lines:
         errors["lines"] = ["An invoice needs at least one line."]
-    built, line_errors = _build_lines(lines, vat_mode=vat_mode)
+    built, line_errors = build_deal_lines(lines, vat_mode=vat_mode)
     errors.update(line_errors)
     if not line_errors:
         _check_vat_rates(
@@ -212,7 +212,7 @@ def invoice_update_draft(
         locked = Invoice.objects.select_for_update().get(pk=invoice.pk)
         if locked.status != InvoiceStatus.DRAFT:
             raise Conflict(f"Invoice {locked} is issued and can no longer be changed.", code="already_issued")
-        changes = _apply(locked, data, DRAFT_FIELDS)
+        changes = apply_changes(locked, data, DRAFT_FIELDS)
         if locked.client.merged_into_id:
             errors["client"] = [f"The client was merged into client #{locked.client.merged_into_id}."]
         if locked.deal_id and locked.deal.client_id != locked.client_id:
@@ -238,7 +238,7 @@ def invoice_update_draft(
         if lines is not None:
             if not lines:
                 errors["lines"] = ["An invoice needs at least one line."]
-            built, line_errors = _build_lines(lines, vat_mode=locked.vat_mode)
+            built, line_errors = build_deal_lines(lines, vat_mode=locked.vat_mode)
             errors.update(line_errors)
             if not line_errors:
                 _check_vat_rates(

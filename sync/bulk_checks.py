@@ -13,7 +13,14 @@ from django.db import models
 
 from hub.models import Client, ClientKind, VatMode
 from hub.phones import is_valid as phone_is_valid
-from hub.services import CLIENT_FIELDS, _apply, _clean, _client_cleaners, _client_rules, _require
+from hub.services import (
+    CLIENT_FIELDS,
+    apply_changes,
+    clean_fields,
+    client_cleaners,
+    client_rules,
+    require_fields,
+)
 from sync.entities import ENTITIES
 
 ENTITY = "clients"
@@ -62,7 +69,7 @@ class ClientChecks:
         return self.by_country[country]
 
     def _cleaners(self, country: Any) -> dict[str, Any]:
-        cleaners = _client_cleaners(country)
+        cleaners = client_cleaners(country)
         parse_again = cleaners["phone"]
         phones = self.phones
 
@@ -84,8 +91,8 @@ class ClientChecks:
         if not _all_text(data):
             return None
         data.setdefault("kind", "person" if len(data.get("inn") or "") == 12 else "company")
-        cleaned, errors = _clean(data, self.cleaners(data.get("country")))
-        _require(cleaned, ["name"], errors)
+        cleaned, errors = clean_fields(data, self.cleaners(data.get("country")))
+        require_fields(cleaned, ["name"], errors)
         if errors:
             return None
         row = dict(_CLIENT_ROW)
@@ -93,7 +100,7 @@ class ClientChecks:
             if key not in CLIENT_FIELDS or key not in row:
                 return None
             row[key] = value
-        _client_rules(SimpleNamespace(**row), errors)
+        client_rules(SimpleNamespace(**row), errors)
         if errors or not _fits(row):
             return None
         if row["inn"] and row["inn"] != data.get("inn"):
@@ -110,14 +117,14 @@ class ClientChecks:
             return obj, {}
         if not _all_text(data):
             return None
-        cleaned, errors = _clean(data, self.cleaners(data.get("country", obj.country)))
+        cleaned, errors = clean_fields(data, self.cleaners(data.get("country", obj.country)))
         if "name" in cleaned:
-            _require(cleaned, ["name"], errors)
+            require_fields(cleaned, ["name"], errors)
         if errors:
             return None
         client = copy.copy(obj)
-        applied = _apply(client, cleaned, CLIENT_FIELDS)
-        _client_rules(client, errors)
+        applied = apply_changes(client, cleaned, CLIENT_FIELDS)
+        client_rules(client, errors)
         if errors:
             return None
         if applied and ("inn" in applied or "kpp" in applied or not _fits(vars(client))):
