@@ -50,6 +50,10 @@ class RecordError(PermanentError):
     """One record cannot be read or written (unknown enum, missing field): quarantine it, go on."""
 
 
+_new = object.__new__
+_set = object.__setattr__  # (a frozen dataclass refuses its own __setattr__)
+
+
 @dataclass(frozen=True)
 class RemoteRecord:
     """One external record as the vendor sends it.
@@ -94,16 +98,11 @@ class RemoteRecord:
     ) -> RemoteRecord:
         """`of_row` with `data` as `dict(zip(header, values))`, made when it is first read: a record
         told unchanged by its `source` never needs it (a third of reading an unchanged CSV row)."""
-        record = object.__new__(cls)
-        record.__dict__.update(
-            stream=stream,
-            external_id=external_id,
-            _row=(header, values),
-            updated_at=None,
-            version="",
-            deleted=False,
-            source=source,
-        )
+        record = _new(cls)
+        _set(record, "__dict__", {  # (one dict made and set: half the cost of updating the one it has)
+            "stream": stream, "external_id": external_id, "_row": (header, values), "updated_at": None,
+            "version": "", "deleted": False, "source": source,
+        })  # fmt: skip
         return record
 
     def __getattr__(self, name: str) -> Any:  # only for what is not set: `data` of `of_values`
