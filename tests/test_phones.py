@@ -120,3 +120,43 @@ def test_is_valid_on_shared_calling_codes():
             assert phones.is_valid(other) == phonenumbers.is_valid_number(other), other
             checked += 1
     assert checked > 1000
+
+
+def test_is_valid_on_every_region_and_length():
+    """Every region's example numbers with a digit changed, dropped or added, and numbers of each
+    length from 2 to 17 digits under each calling code: the joined per-length patterns give what
+    the number type tests give (a number's length picks which types may fit)."""
+    rng = random.Random(11)
+    checked = valid = 0
+    candidates = []
+    for number in _examples():
+        digits = str(number.national_number)
+        candidates.append((number.country_code, digits, number.italian_leading_zero))
+        for _ in range(10):
+            mangled = list(digits)
+            at = rng.randrange(len(mangled))
+            change = rng.randrange(3)
+            if change == 0:
+                mangled[at] = str(rng.randrange(10))
+            elif change == 1 and len(mangled) > 1:
+                del mangled[at]
+            else:
+                mangled.insert(at, str(rng.randrange(10)))
+            candidates.append((number.country_code, "".join(mangled), number.italian_leading_zero))
+    for code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+        for length in range(2, 18):
+            candidates.append(
+                (code, str(rng.randrange(1, 10)) + "".join(rng.choices("0123456789", k=length - 1)), False)
+            )
+    candidates.append((999, "12345678", False))  # a calling code of no region
+    for code, digits, leading_zero in candidates:
+        if not digits.strip("0"):
+            continue
+        number = phonenumbers.PhoneNumber(country_code=code, national_number=int(digits))
+        if leading_zero:
+            number.italian_leading_zero = True
+        expected = phonenumbers.is_valid_number(number)
+        assert phones.is_valid(number) == expected, number
+        checked += 1
+        valid += expected
+    assert checked > 15_000 and valid > 3_000, (checked, valid)  # both answers, many times
