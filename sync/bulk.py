@@ -357,17 +357,26 @@ class _Page:
         """Decide each item's way against the database as it is now (`differing` and `refs`: what
         `differing` found, when it was asked)."""
         if differing is not None:
-            refs = differing
-        elif refs is None:
-            refs = self._refs(items)
+            # (a plain page: each external id once) all unchanged but the few that differ
+            for item in items:
+                item.way = UNCHANGED
+            position = {item.record.external_id: n for n, item in enumerate(items)}
+            rest = [items[n] for n in sorted(position[external] for external in differing)]
+            for item in rest:
+                item.way = SLOW
+                source, deleted, pk = differing[item.record.external_id]
+                item.ref = _RefRow(pk, item.record.external_id, 0, "", source, deleted)
+        else:
+            rest = self._decide_by_refs(items, self._refs(items) if refs is None else refs)
+        self._lookup_rest(rest)
+
+    def _decide_by_refs(self, items: list[_Item], refs: dict[str, tuple[str, bool, int]]) -> list[_Item]:
+        """Tell the items unchanged by their refs' source hashes; returns the others, in order."""
         rest: list[_Item] = []
         for item in items:
             record = item.record
             found = refs.get(record.external_id)
             if found is None:
-                if differing is not None:  # (absent from `differing`: unchanged)
-                    item.way, item.ref = UNCHANGED, None
-                    continue
                 item.ref = None
             else:
                 source, deleted, pk = found
@@ -376,6 +385,10 @@ class _Page:
                     continue
                 item.ref = _RefRow(pk, record.external_id, 0, "", source, deleted)
             rest.append(item)
+        return rest
+
+    def _lookup_rest(self, rest: list[_Item]) -> None:
+        """Decide the way of the items not told unchanged by their source hash."""
         if not rest:
             return
         linked = [i.ref for i in rest if i.ref is not None]
@@ -514,14 +527,14 @@ class _Page:
             self.lookup(items)
         claimed: set[tuple[str, Any]] = set()
         segment: list[_Item] = []
-        index = 0
+        index = unchanged = 0
         while index < len(items):
             item = items[index]
             index += 1
             if item.way in (UNCHANGED, CONTENT_UNCHANGED) and (
                 not claimed or ("ext", item.record.external_id) not in claimed
             ):
-                self.counts.unchanged += 1
+                unchanged += 1  # (added to the counts after the walk)
                 if item.way == CONTENT_UNCHANGED and item.ref.source_hash != item.source:
                     self.refresh_source.append((item.source, item.ref.pk))
                 continue
@@ -542,6 +555,7 @@ class _Page:
                 self.lookup(items[index:])
                 claimed = set()
         self.flush(segment)
+        self.counts.unchanged += unchanged
         if self.refresh_source:
             with connection.cursor() as cursor:
                 cursor.executemany(
