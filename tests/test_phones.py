@@ -38,6 +38,19 @@ def _spelled(digits: str, rng: random.Random) -> str:
     return "".join(out)
 
 
+def _mangled(digits: str, rng: random.Random, change: int) -> str:
+    """`digits` with one digit changed (0), dropped (1, unless it is the only one) or added (2)."""
+    out = list(digits)
+    at = rng.randrange(len(out))
+    if change == 0:
+        out[at] = str(rng.randrange(10))
+    elif change == 1 and len(out) > 1:
+        del out[at]
+    elif change == 2:
+        out.insert(at, str(rng.randrange(10)))
+    return "".join(out)
+
+
 def _texts(rng: random.Random) -> list[str]:
     texts = []
     for number in _examples():
@@ -51,14 +64,9 @@ def _texts(rng: random.Random) -> list[str]:
         ]
         for _ in range(4):  # mangled: a digit changed, dropped, added; a national prefix or zeros inside
             digits = list(e164[1:])
-            at = rng.randrange(len(digits))
             change = rng.randrange(6)
-            if change == 0:
-                digits[at] = str(rng.randrange(10))
-            elif change == 1 and len(digits) > 1:
-                del digits[at]
-            elif change == 2:
-                digits.insert(at, str(rng.randrange(10)))
+            if change < 3:
+                digits = list(_mangled(e164[1:], rng, change))
             elif change == 3:
                 digits[len(code) : len(code)] = list(rng.choice(["0", "8", "1", "00", "06", "01"]))
             elif change == 4:
@@ -133,16 +141,8 @@ def test_is_valid_on_every_region_and_length():
         digits = str(number.national_number)
         candidates.append((number.country_code, digits, number.italian_leading_zero))
         for _ in range(10):
-            mangled = list(digits)
-            at = rng.randrange(len(mangled))
-            change = rng.randrange(3)
-            if change == 0:
-                mangled[at] = str(rng.randrange(10))
-            elif change == 1 and len(mangled) > 1:
-                del mangled[at]
-            else:
-                mangled.insert(at, str(rng.randrange(10)))
-            candidates.append((number.country_code, "".join(mangled), number.italian_leading_zero))
+            mangled = _mangled(digits, rng, rng.randrange(3))
+            candidates.append((number.country_code, mangled, number.italian_leading_zero))
     for code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
         for length in range(2, 18):
             candidates.append(
