@@ -644,7 +644,7 @@ def push_stream(ctx: Context, stream: str, *, started_at: dt.datetime) -> None:
     changed = handler.queryset().filter(updated_at__lt=started_at)
     if cursor.position is not None:
         changed = changed.filter(updated_at__gte=cursor.position)
-    objects = changed.order_by("updated_at", "pk").iterator(chunk_size=PUSH_CHUNK)
+    objects = handler.readable(changed.order_by("updated_at", "pk")).iterator(chunk_size=PUSH_CHUNK)
     while chunk := list(islice(objects, PUSH_CHUNK)):
         # the chunk's refs in one query: after a large pull, most objects are unchanged on this side
         refs = ExternalRef.objects.filter(

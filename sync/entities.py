@@ -41,6 +41,10 @@ class Entity:
     def queryset(self):
         return self.model.objects.all()
 
+    def readable(self, queryset):
+        """`queryset` loading what `read` needs with the objects (a sweep reads them by the hundred)."""
+        return queryset
+
     def read(self, obj: Any) -> dict[str, Any]:
         return {f: getattr(obj, f) for f in self.fields}
 
@@ -192,6 +196,9 @@ class Deals(Entity):
         "utm_campaign",
     )
 
+    def readable(self, queryset):
+        return queryset.select_related("stage")
+
     def read(self, obj: Deal) -> dict[str, Any]:
         values = super().read(obj)
         values.update(
@@ -296,6 +303,9 @@ class Invoices(Entity):
     model = Invoice
     writable = frozenset()  # read back for matching and payments only; the document never changes
     fields = ("number", "currency", "issue_date", "due_date", "purpose")
+
+    def readable(self, queryset):
+        return queryset.prefetch_related("lines")
 
     def read(self, obj: Invoice) -> dict[str, Any]:
         values = super().read(obj)

@@ -436,3 +436,33 @@ def test_stored_credentials_are_read_once_per_connector_and_kept_fresh_by_update
     with django_assert_num_queries(0):
         assert store.load()["token"] == "rotated"
     assert services.DbCredentialStore(crm.pk).load()["token"] == "rotated"
+
+
+@pytest.mark.django_db
+def test_a_push_sweep_reads_deals_and_invoices_with_a_fixed_number_of_queries(company, pipeline):
+    """What `read` needs (a deal's stage, an invoice's lines) comes with the objects: a sweep over
+    2 or 12 of them costs the same number of queries."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from invoicing.services import invoice_issue_from_deal
+    from sync.entities import ENTITIES
+
+    line = {"description": "Pump", "quantity": Decimal("1"), "unit_price": Decimal("100.00")}
+
+    def queries_to_read(n: int) -> tuple[int, int]:
+        for i in range(n - Deal.objects.count()):
+            deal = hub_services.deal_create(title=f"D{i}", client=ClientFactory(), lines=[line, line])
+            invoice_issue_from_deal(deal=deal)
+        counted = []
+        for name in ("deals", "invoices"):
+            handler = ENTITIES[name]
+            with CaptureQueriesContext(connection) as queries:
+                read = [
+                    handler.read(o) for o in handler.readable(handler.queryset()).iterator(chunk_size=200)
+                ]
+            assert len(read) == n and all(r.get("stage") or r.get("lines") for r in read)
+            counted.append(len(queries))
+        return tuple(counted)
+
+    assert queries_to_read(2) == queries_to_read(12)
