@@ -37,6 +37,41 @@ def test_inn_checks():
         requisites.normalize_inn("12345")
 
 
+def test_inn_check_answers_as_stdnum_does():
+    """Plain digits take a shortcut past stdnum's cleaner; every text gets stdnum's verdict."""
+    import random
+
+    from stdnum import exceptions
+    from stdnum.ru import inn
+
+    def stdnum_says(text):
+        text = text.strip().replace(" ", "")
+        if not text:
+            return ""
+        try:
+            return inn.validate(text)
+        except exceptions.InvalidChecksum:
+            return "checksum"
+        except exceptions.ValidationError:
+            return "format"
+
+    def hub_says(text):
+        try:
+            return requisites.normalize_inn(text)
+        except ValueError as exc:
+            return "checksum" if "checksum" in str(exc) else "format"
+
+    rng = random.Random(5)
+    texts = ["", " ", "٧٧٠٧٠٨٣٨٩٣", "7707-083893", "7707083893\n", "77070838931", "+707083893"]
+    for _ in range(20_000):
+        length = rng.choice([9, 10, 10, 10, 11, 12, 12, 12, 13])
+        digits = "".join(rng.choices("0123456789", k=length))
+        texts += [digits, f" {digits[:4]} {digits[4:]} ", digits[:-1] + rng.choice("x-. ")]
+    verdicts = [hub_says(text) for text in texts]
+    assert verdicts == [stdnum_says(text) for text in texts]
+    assert sum(v not in ("checksum", "format") for v in verdicts) > 1_000  # valid ones were compared too
+
+
 def test_kpp_ogrn_phone_email():
     assert requisites.normalize_kpp("773601001") == "773601001"
     assert requisites.normalize_kpp("7736AB001") == "7736AB001"
