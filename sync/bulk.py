@@ -199,6 +199,12 @@ class _RefRow:
     source_hash: str
     deleted_at: Any  # truthy when the ref is a tombstone
 
+    @classmethod
+    def of(cls, external_id: str, found: tuple[str, bool, int]) -> _RefRow:
+        """From a `_Page._refs` row (`object_id` and `content_hash` are read later, by `_details`)."""
+        source, deleted, pk = found
+        return cls(pk, external_id, 0, "", source, deleted)
+
 
 _NOTHING: Mapping[str, Any] = MappingProxyType({})
 
@@ -363,9 +369,7 @@ class _Page:
             position = {item.record.external_id: n for n, item in enumerate(items)}
             rest = [items[n] for n in sorted(position[external] for external in differing)]
             for item in rest:
-                item.way = SLOW
-                source, deleted, pk = differing[item.record.external_id]
-                item.ref = _RefRow(pk, item.record.external_id, 0, "", source, deleted)
+                item.ref = _RefRow.of(item.record.external_id, differing[item.record.external_id])
         else:
             rest = self._decide_by_refs(items, self._refs(items) if refs is None else refs)
         self._lookup_rest(rest)
@@ -379,11 +383,11 @@ class _Page:
             if found is None:
                 item.ref = None
             else:
-                source, deleted, pk = found
+                source, deleted, _ = found
                 if source == item.source and not deleted and not record.deleted:
                     item.way, item.ref = UNCHANGED, None  # (run() only counts it)
                     continue
-                item.ref = _RefRow(pk, record.external_id, 0, "", source, deleted)
+                item.ref = _RefRow.of(record.external_id, found)
             rest.append(item)
         return rest
 

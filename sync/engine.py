@@ -649,7 +649,7 @@ def push_stream(ctx: Context, stream: str, *, started_at: dt.datetime) -> None:
         # the chunk's refs in one query: after a large pull, most objects are unchanged on this side
         refs = ExternalRef.objects.filter(
             connection=ctx.connection, entity=stream, object_id__in=[obj.pk for obj in chunk]
-        )
+        ).only("object_id", "pushed_hash", "deleted_at")  # (what a hint is read for; not the snapshot)
         hints = {ref.object_id: ref for ref in refs}
         for obj in chunk:
             push_object(ctx, stream, obj, hint=hints.get(obj.pk))
