@@ -87,7 +87,8 @@ test-peers: $(STAMP)
 
 # PostgreSQL hub_bench_sync (recreated each run): 100,000 clients from a CSV file through the csv connector
 # and the sync engine — first load, the same file unchanged, 1 % changed — records/s and peak RSS; a
-# child run with 50,000 rows first shows memory is flat in the file's size. See scripts/bench_sync.py.
+# child run with 50,000 rows first shows memory is flat in the file's size; the COPY floor is the same
+# rows stored again by COPY alone, the bound on any first load. See scripts/bench_sync.py.
 BENCH_SYNC_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/hub_bench_sync
 bench-sync: $(STAMP)
 	pg_isready -h 127.0.0.1 -q || pg_ctlcluster 15 main start

@@ -10,6 +10,12 @@ unchanged, then the file with 1 % of the rows changed. Prints
     BENCH sync_unchanged <n> records/s
     BENCH sync_one_percent <n> records/s
     BENCH sync_peak_rss <n> MB
+    BENCH sync_copy_floor <n> records/s
+
+The last figure is a bound, not a pass: after each round, the clients and their links as the engine
+stored them are dumped, the two tables emptied, and the rows loaded back by COPY in pages of the same
+size, one transaction each, with no Python work per row. That is what PostgreSQL alone needs to store
+a first load with the hub's schema (its indexes and constraints), so no first load can beat it.
 
 The three passes run `--repeat` times (default 3), each round on a fresh copy of the migrated empty
 database, and each figure is the median of the rounds: on a shared 2-core virtual machine one run
@@ -121,6 +127,53 @@ def write_csv(path: Path, rows: int, *, changed_every: int | None = None) -> int
     return changed
 
 
+def copy_floor(rows: int, folder: Path) -> float:
+    """Records/s at which PostgreSQL stores the clients and links now in the database again, by COPY
+    alone (see the module docstring). Streams through two files, so memory stays flat."""
+    from itertools import islice
+
+    import psycopg
+    from django.conf import settings
+
+    from hub.models import Client
+    from sync.models import ExternalRef
+
+    tables = (Client._meta.db_table, ExternalRef._meta.db_table)
+    dumps = {table: folder / f"{table}.copy" for table in tables}
+    with psycopg.connect(URL) as conn:
+        for table, dump in dumps.items():
+            with dump.open("wb") as out, conn.cursor().copy(f"COPY {table} TO STDOUT") as copy:
+                for block in copy:
+                    out.write(block)
+        conn.execute(f"TRUNCATE {', '.join(tables)} CASCADE")  # (nothing else refers to them here)
+        conn.commit()
+        page = settings.SYNC_PAGE_SIZE
+        files = [dumps[table].open("rb") for table in tables]
+        try:
+            started = time.perf_counter()
+            while True:
+                lines = [list(islice(f, page)) for f in files]
+                if not any(lines):
+                    break
+                for table, chunk in zip(tables, lines, strict=True):
+                    if chunk:
+                        with conn.cursor().copy(f"COPY {table} FROM STDIN") as copy:
+                            copy.write(b"".join(chunk))
+                conn.commit()
+            seconds = time.perf_counter() - started
+        finally:
+            for f in files:
+                f.close()
+            for dump in dumps.values():
+                dump.unlink(missing_ok=True)
+        (stored,) = conn.execute(f"SELECT COUNT(*) FROM {tables[0]}").fetchone()
+    if stored != rows:
+        sys.exit(f"COPY floor: {stored} clients stored again, expected {rows}")
+    if not ARGS.child:
+        print(f"  COPY floor: {rows:,} clients and their links stored again in {seconds:.2f} s", flush=True)
+    return rows / seconds
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -189,7 +242,7 @@ def main() -> None:
         f"{ARGS.repeat} round(s)",
         flush=True,
     )
-    figures: dict[str, list[float]] = {"first": [], "unchanged": [], "one_percent": []}
+    figures: dict[str, list[float]] = {"first": [], "unchanged": [], "one_percent": [], "floor": []}
     for round_ in range(1, ARGS.repeat + 1):
         if round_ > 1:
             fresh_database(TEMPLATE)
@@ -205,11 +258,13 @@ def main() -> None:
         changed = write_csv(path, ARGS.rows, changed_every=100)
         expect = {"updated": changed, "unchanged": ARGS.rows - changed, "created": 0}
         figures["one_percent"].append(sync(connection, "1 % changed", expect))
+        figures["floor"].append(copy_floor(ARGS.rows, folder))
     rss = peak_rss_mb()
     print(f"BENCH sync_first_load {statistics.median(figures['first']):.0f} records/s")
     print(f"BENCH sync_unchanged {statistics.median(figures['unchanged']):.0f} records/s")
     print(f"BENCH sync_one_percent {statistics.median(figures['one_percent']):.0f} records/s")
-    print(f"BENCH sync_peak_rss {rss:.0f} MB", flush=True)
+    print(f"BENCH sync_peak_rss {rss:.0f} MB")
+    print(f"BENCH sync_copy_floor {statistics.median(figures['floor']):.0f} records/s", flush=True)
     path.unlink(missing_ok=True)
     connections.close_all()
     admin(f'DROP DATABASE IF EXISTS "{TEMPLATE}" WITH (FORCE)')
